@@ -1,0 +1,124 @@
+"""Continuous data (BFN Sec. 4): Gaussian input distribution N(mu, 1/rho)."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from ..distributions import Delta
+from .base import T_FLOOR, BFNProcess, TimeLike, as_time, check_unit_interval, expand_time
+
+
+class ContinuousBFN(BFNProcess):
+    """Continuous BFN with beta(t) = sigma_1^(-2t) - 1 (BFN eq. 72).
+
+    State z = mu, x0 = x, a(t) = gamma(t) = 1 - sigma_1^(2t), s(t)^2 = gamma (1 - gamma),
+    lambda(t) = ln(beta(t)) / 2.  Network outputs: ``"eps"`` (noise prediction,
+    BFN eq. 84) or ``"x"`` (data prediction); x_hat is clipped to ``x_range``.
+    """
+
+    default_output_type = "eps"
+    sender_var = 1.0
+
+    def __init__(self, sigma_1: float, x_range: tuple[float, float] | None = (-1.0, 1.0), t_min: float = 1e-6):
+        self.sigma_1 = check_unit_interval(sigma_1, "sigma_1")
+        self.log_sigma_1 = math.log(self.sigma_1)
+        if x_range is not None and not (len(x_range) == 2 and x_range[0] < x_range[1]):
+            raise ValueError(f"x_range must be None or (low, high) with low < high, got {x_range!r}")
+        self.x_range, self.t_min = x_range, t_min
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(sigma_1={self.sigma_1:g})"
+
+    # schedule
+    def beta(self, t: TimeLike) -> Tensor:
+        return torch.expm1(-2 * self.log_sigma_1 * as_time(t))
+
+    def alpha(self, t: TimeLike) -> Tensor:
+        return -2 * self.log_sigma_1 * torch.exp(-2 * self.log_sigma_1 * as_time(t))
+
+    def gamma(self, t: TimeLike) -> Tensor:
+        """gamma(t) = beta / (1 + beta) = 1 - sigma_1^(2t) (BFN eq. 79)."""
+        return -torch.expm1(2 * self.log_sigma_1 * as_time(t))
+
+    # linear SDE
+    def a(self, t: TimeLike) -> Tensor:
+        return self.gamma(t)
+
+    def s(self, t: TimeLike) -> Tensor:
+        t = as_time(t)
+        return (self.gamma(t) * torch.exp(2 * self.log_sigma_1 * t)).sqrt()
+
+    def lam(self, t: TimeLike) -> Tensor:
+        return 0.5 * torch.log(self.beta(as_time(t).clamp_min(T_FLOOR)))
+
+    def t_of_lam(self, lam: Tensor) -> Tensor:
+        return torch.nn.functional.softplus(2 * lam) / (-2 * self.log_sigma_1)
+
+    def sde_f(self, t: TimeLike) -> Tensor:
+        t = as_time(t).clamp_min(T_FLOOR)
+        return 2 * self.log_sigma_1 * torch.exp(2 * self.log_sigma_1 * t) / self.gamma(t)
+
+    def sde_g2(self, t: TimeLike) -> Tensor:
+        """g^2 = d gamma / dt = -2 ln(sigma_1) sigma_1^(2t)."""
+        return -2 * self.log_sigma_1 * torch.exp(2 * self.log_sigma_1 * as_time(t))
+
+    # Bayesian updates (BFN eqs. 49-50): natural parameter rho mu with rho = 1 + beta(t)
+    def natural(self, z: Tensor, t: TimeLike) -> Tensor:
+        return (1 + self.beta(t)).to(z.dtype) * z
+
+    def from_natural(self, eta: Tensor, t: TimeLike) -> Tensor:
+        return eta / (1 + self.beta(t)).to(eta.dtype)
+
+    def bayesian_update(self, mu: Tensor, rho: Tensor | float, y: Tensor, alpha: Tensor | float) -> tuple[Tensor, Tensor | float]:
+        """rho' = rho + alpha, mu' = (rho mu + alpha y) / rho' (BFN eqs. 49-50)."""
+        rho_new = rho + alpha
+        return (rho * mu + alpha * y) / rho_new, rho_new
+
+    def sender_sample(self, x: Tensor, alpha: Tensor | float, generator: torch.Generator | None = None) -> Tensor:
+        """y ~ N(x, 1/alpha) (BFN eq. 86)."""
+        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        return x + noise / torch.as_tensor(alpha, dtype=x.dtype).sqrt()
+
+    # data and network output
+    def to_x0(self, x: Tensor) -> Tensor:
+        return x
+
+    def net_input(self, z: Tensor) -> Tensor:
+        return z
+
+    def _clip(self, x: Tensor) -> Tensor:
+        return x if self.x_range is None else x.clamp(*self.x_range)
+
+    def _eps_to_x(self, z: Tensor, eps: Tensor, t: TimeLike) -> Tensor:
+        """x_hat = mu/gamma - sqrt((1 - gamma)/gamma) eps_hat, and 0 for t < t_min (BFN eq. 84)."""
+        t = expand_time(as_time(t).to(z.device), z)
+        small = t < self.t_min
+        tc = t.clamp_min(self.t_min)
+        gamma = self.gamma(tc).to(z.dtype)
+        x = z / gamma - ((1 - gamma) / gamma).sqrt() * eps
+        return torch.where(small, torch.zeros_like(x), x)
+
+    def output_distribution(self, output: Tensor, z: Tensor, t: TimeLike, output_type: str = "eps") -> Delta:
+        if output.shape != z.shape:
+            raise ValueError(f"model output must have the state's shape {tuple(z.shape)}, got {tuple(output.shape)}")
+        if output_type == "eps":
+            return Delta(self._clip(self._eps_to_x(z, output, t)))
+        if output_type == "x":
+            return Delta(self._clip(output))
+        raise ValueError(f"output_type must be 'eps' or 'x' for {type(self).__name__}, got {output_type!r}")
+
+    def dist_to_x0(self, dist) -> Tensor:
+        return dist.mean
+
+    def sample_to_x0(self, dist, generator: torch.Generator | None = None) -> Tensor:
+        return dist.sample(generator)
+
+    def sender_kl(self, x: Tensor, dist, acc: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """KL(N(x, 1/alpha) || N(x_hat, 1/alpha)) = alpha/2 ||x - x_hat||^2 (BFN eq. 94)."""
+        return acc * self._sum_event((x - dist.mean) ** 2) / 2
+
+    def reconstruction_loss(self, model, x, generator=None):
+        raise NotImplementedError("the reconstruction loss is not defined for continuous data "
+                                  "(p_O is a point mass); use DiscretisedBFN")
