@@ -50,7 +50,7 @@ class GaussianMixtureOracle:
             raise ValueError(f"mu must have shape (B, {self.dim}), got {tuple(mu.shape)}")
         a, s2 = _coefficients(self.process, t, mu)                        # (B, 1, 1)
         z = mu.double().unsqueeze(1)                                      # (B, 1, D)
-        v = a ** 2 * self.std ** 2 + s2
+        v = (a ** 2 * self.std ** 2 + s2).clamp_min(1e-300)   # t = 0: the prior mean
         d2 = ((z - a * self.means) ** 2).sum(-1, keepdim=True)            # (B, M, 1)
         r = torch.softmax(self.weights.log().unsqueeze(-1) - d2 / (2 * v), 1)
         cond = self.means + (a * self.std ** 2 / v) * (z - a * self.means)  # (B, M, D)

@@ -1,0 +1,73 @@
+"""Solver registry: every sampler of bfnsolvers, with its order, type and data types."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Callable, Literal
+
+from .bfn import bfn_sampler
+from .discrete import bfn_solver2_s, sde_bfn_solver2_s
+from .ode import bfn_solver, bfn_solver_pp, euler
+from .reference import reference_ode
+from .sde import euler_maruyama, sde_bfn_solver, sde_bfn_solver_pp
+
+ALL_DATA = ("continuous", "discretised", "discrete")
+
+
+@dataclass(frozen=True)
+class SolverSpec:
+    """A registered solver: ``fn(model, z, ts, **options)`` integrates from ts[0] to ts[-1]."""
+
+    name: str
+    fn: Callable
+    order: int
+    kind: Literal["ode", "sde"]
+    description: str
+    data: tuple[str, ...] = ALL_DATA
+    nfe_per_step: int = 1
+    options: dict = field(default_factory=dict)
+
+    @property
+    def stochastic(self) -> bool:
+        return self.kind == "sde"
+
+    def __call__(self, model, z, ts, **options):
+        return self.fn(model, z, ts, **{**self.options, **options})
+
+
+def _specs() -> list[SolverSpec]:
+    ode, sde = "ode", "sde"
+    return [
+        SolverSpec("bfn", bfn_sampler, 1, sde, "original BFN sampler (Graves et al.): sample x ~ p_O, Bayesian update"),
+        SolverSpec("euler", euler, 1, ode, "Euler on the probability-flow ODE"),
+        SolverSpec("euler-maruyama", euler_maruyama, 1, sde, "Euler-Maruyama on the reverse SDE"),
+        SolverSpec("bfn-solver1", partial(bfn_solver, order=1), 1, ode, "noise prediction, first order"),
+        SolverSpec("bfn-solver2", partial(bfn_solver, order=2), 2, ode, "noise prediction, multistep second order"),
+        SolverSpec("bfn-solver++1", partial(bfn_solver_pp, order=1), 1, ode, "data prediction, first order"),
+        SolverSpec("bfn-solver++2", partial(bfn_solver_pp, order=2), 2, ode, "data prediction, multistep second order"),
+        SolverSpec("bfn-solver++3", partial(bfn_solver_pp, order=3), 3, ode, "data prediction, multistep third order (3M)"),
+        SolverSpec("sde-bfn-solver1", partial(sde_bfn_solver, order=1), 1, sde, "noise prediction, SDE, first order"),
+        SolverSpec("sde-bfn-solver2", partial(sde_bfn_solver, order=2), 2, sde, "noise prediction, SDE, multistep second order"),
+        SolverSpec("sde-bfn-solver++1", partial(sde_bfn_solver_pp, order=1), 1, sde, "data prediction, SDE, first order"),
+        SolverSpec("sde-bfn-solver++2", partial(sde_bfn_solver_pp, order=2), 2, sde, "data prediction, SDE, multistep second order"),
+        SolverSpec("bfn-solver2-s", bfn_solver2_s, 2, ode, "published discrete ODE solver, second order linearised in s = 1 - t",
+                   data=("discrete",)),
+        SolverSpec("sde-bfn-solver2-s", sde_bfn_solver2_s, 2, sde, "published discrete SDE solver, second order linearised in s",
+                   data=("discrete",)),
+        SolverSpec("reference", reference_ode, 5, ode, "adaptive dopri5 on the probability-flow ODE (float64); NFE varies"),
+    ]
+
+
+SOLVERS: dict[str, SolverSpec] = {spec.name: spec for spec in _specs()}
+
+
+def get_solver(name: str) -> SolverSpec:
+    """The registered solver called ``name``; an unknown name lists the valid ones."""
+    try:
+        return SOLVERS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"solver must be one of {sorted(SOLVERS)}, got {name!r}") from None
+
+
+__all__ = ["SOLVERS", "SolverSpec", "get_solver", "bfn_sampler", "bfn_solver", "bfn_solver_pp", "euler",
+           "euler_maruyama", "sde_bfn_solver", "sde_bfn_solver_pp", "bfn_solver2_s", "sde_bfn_solver2_s", "reference_ode"]

@@ -1,0 +1,27 @@
+"""The original BFN sampler (Graves et al., Algorithms 3, 6, 9) on any grid."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..models import Denoiser
+from .common import Callback, NoiseSampler, default_noise, report
+
+
+@torch.no_grad()
+def bfn_sampler(model: Denoiser, z: Tensor, ts: Tensor, *, generator: torch.Generator | None = None,
+                noise_sampler: NoiseSampler | None = None, callback: Callback | None = None) -> Tensor:
+    """For each step: draw x ~ p_O(. | theta(z), t_i), a sender sample with accuracy
+    beta(t_{i+1}) - beta(t_i), and make the Bayesian update (BFN eqs. 49-50, 171-174).
+
+    Continuous data: x = x_hat; discretised: a bin centre; discrete: a class. In
+    linear-SDE terms this is first-order SDE-BFN-Solver++ with a sampled x0 (BFN-SDE Sec. 5).
+    """
+    process = model.process
+    noise = noise_sampler or default_noise(generator)
+    for i in range(len(ts) - 1):
+        dist = model.output(z, ts[i])
+        x0 = process.sample_to_x0(dist, generator)
+        report(callback, i, float(ts[i]), z, x0)
+        z = process.bayes_step(z, x0, ts[i], ts[i + 1], noise(z))
+    return z

@@ -1,0 +1,28 @@
+"""Shared pieces of the solvers: the grid coefficients and the noise source."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from ..processes import BFNProcess
+
+NoiseSampler = Callable[[Tensor], Tensor]
+Callback = Callable[[dict], None]
+
+
+def grid(process: BFNProcess, ts: Tensor) -> tuple[list[float], list[float], list[float]]:
+    """a(t_i), s(t_i), lambda(t_i) on the grid, as float64 Python numbers."""
+    ts = ts.double().cpu()
+    return process.a(ts).tolist(), process.s(ts).tolist(), process.lam(ts).tolist()
+
+
+def default_noise(generator: torch.Generator | None) -> NoiseSampler:
+    """Standard normal noise shaped like the state, from the caller's generator."""
+    return lambda z: torch.randn(z.shape, generator=generator, dtype=z.dtype, device=z.device)
+
+
+def report(callback: Callback | None, i: int, t: float, z: Tensor, x0: Tensor | None) -> None:
+    if callback is not None:
+        callback({"i": i, "t": t, "z": z, "x0": x0})

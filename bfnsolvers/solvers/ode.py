@@ -1,0 +1,101 @@
+"""Deterministic BFN-Solvers: exponential integrators of the probability-flow ODE in lambda.
+
+With h = lambda(t') - lambda(t) and x0_hat, eps_hat = (z - a x0_hat)/s (BFN-SDE Sec. 5;
+DPM-Solver(++) in BFN's a(t), s(t)).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from ..models import Denoiser
+from .common import Callback, grid, report
+
+
+def multistep_data_term(history: list[tuple[float, Tensor]], lam_next: float) -> tuple[Tensor, float]:
+    """The data term -phi_1 D of a DPM-Solver++(kM) step, k = len(history) in {1, 2, 3}.
+
+    history = [(lambda_i, x0_i), (lambda_{i-1}, x0_{i-1}), ...]; returns (term, h) such
+    that z' = (s'/s) z + a' term. Order 1: term = (1 - e^-h) x0; order 2: x0 is replaced by
+    (1 + 1/(2r)) x0 - x0_prev/(2r); order 3: the DPM-Solver++(3M) pattern.
+    """
+    (l0, m0), k = history[0], len(history)
+    h = lam_next - l0
+    phi1 = -math.expm1(-h)                          # 1 - e^-h
+    if k == 1:
+        return phi1 * m0, h
+    l1, m1 = history[1]
+    r0 = (l0 - l1) / h
+    d1_0 = (m0 - m1) / r0
+    if k == 2:
+        return phi1 * (m0 + 0.5 * d1_0), h
+    l2, m2 = history[2]
+    r1 = (l1 - l2) / h
+    d1_1 = (m1 - m2) / r1
+    d1 = d1_0 + r0 / (r0 + r1) * (d1_0 - d1_1)
+    d2 = (d1_0 - d1_1) / (r0 + r1)
+    phi2 = phi1 / h - 1                              # -(e^-h - 1)/h - 1
+    phi3 = phi2 / h - 0.5
+    return phi1 * m0 - phi2 * d1 + phi3 * d2, h
+
+
+def step_order(order: int, i: int, n: int, lower_order_final: bool) -> int:
+    """Warm-up with lower orders; optionally lower orders at the last steps too."""
+    k = min(order, i + 1)
+    return min(k, n - i) if lower_order_final else k
+
+
+@torch.no_grad()
+def bfn_solver_pp(model: Denoiser, z: Tensor, ts: Tensor, *, order: int = 2, lower_order_final: bool = False,
+                  callback: Callback | None = None) -> Tensor:
+    """BFN-Solver++k (data prediction, multistep): z' = (s'/s) z + a' (1 - e^-h) D."""
+    a, s, lam = grid(model.process, ts)
+    n, history = len(ts) - 1, []
+    for i in range(n):
+        x0 = model(z, ts[i])
+        history = [(lam[i], x0)] + history[: order - 1]
+        term, _ = multistep_data_term(history[: step_order(order, i, n, lower_order_final)], lam[i + 1])
+        report(callback, i, float(ts[i]), z, x0)
+        z = (s[i + 1] / s[i]) * z + a[i + 1] * term
+    return z
+
+
+@torch.no_grad()
+def bfn_solver(model: Denoiser, z: Tensor, ts: Tensor, *, order: int = 2, lower_order_final: bool = False,
+               callback: Callback | None = None) -> Tensor:
+    """BFN-Solver1/2 (noise prediction, multistep): z' = (a'/a) z - s' (e^h - 1)(eps + (eps - eps_prev)/(2r)).
+
+    eps_hat is re-derived from the (clipped) data prediction, as the reference implementation does.
+    """
+    if order not in (1, 2):
+        raise ValueError(f"order must be 1 or 2 for the noise-prediction BFN-Solver, got {order}")
+    a, s, lam = grid(model.process, ts)
+    n, prev = len(ts) - 1, None
+    for i in range(n):
+        x0 = model(z, ts[i])
+        eps = (z - a[i] * x0) / s[i]
+        h = lam[i + 1] - lam[i]
+        d = eps
+        if prev is not None and step_order(order, i, n, lower_order_final) == 2:
+            r = (lam[i] - prev[0]) / h
+            d = eps + (eps - prev[1]) / (2 * r)
+        prev = (lam[i], eps)
+        report(callback, i, float(ts[i]), z, x0)
+        z = (a[i + 1] / a[i]) * z - s[i + 1] * math.expm1(h) * d
+    return z
+
+
+@torch.no_grad()
+def euler(model: Denoiser, z: Tensor, ts: Tensor, *, callback: Callback | None = None) -> Tensor:
+    """Euler on the probability-flow ODE dz/dt = -f z + (g^2/2) score, score = -(z - a x0_hat)/s^2."""
+    process = model.process
+    a, s, _ = grid(process, ts)
+    f, g2 = process.sde_f(ts.double()).tolist(), process.sde_g2(ts.double()).tolist()
+    for i in range(len(ts) - 1):
+        x0 = model(z, ts[i])
+        score = -(z - a[i] * x0) / s[i] ** 2
+        report(callback, i, float(ts[i]), z, x0)
+        z = z + (-f[i] * z + 0.5 * g2[i] * score) * float(ts[i + 1] - ts[i])
+    return z
