@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from .networks import BFNNetwork, build_model, load_yaml, normalize_model_config
+from .networks.builder import build_adapter
 
 __all__ = [
     "CheckpointError",
@@ -303,6 +304,17 @@ def _optional_keys(model: BFNNetwork) -> set[str]:
     return keys
 
 
+def _rebuilt_buffers(model_cfg: dict, skeleton: BFNNetwork, state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Values of the fixed buffers the checkpoint omits, computed by a real input adapter."""
+    missing = _optional_keys(skeleton) - set(state)
+    if not missing:
+        return {}
+    with torch.device("cpu"):
+        adapter = build_adapter(model_cfg["input_adapter"], "input_adapter")
+    values = {f"net.input_adapter.{k}": v for k, v in adapter.state_dict().items()}
+    return {k: values[k] for k in missing}
+
+
 def _differences(expected: Mapping[str, Tensor], found: Mapping[str, Tensor], optional: set[str]) -> list[str]:
     missing = [k for k in expected if k not in found and k not in optional]
     unexpected = [k for k in found if k not in expected]
@@ -362,13 +374,12 @@ def load_checkpoint(
     if diffs or (found is not None and found != wanted):
         raise CheckpointError("\n".join([header, *diffs]))
     process = make_process(model_cfg)
-    model = build_model(model_cfg)
     classes = getattr(process, "num_classes", None)
-    if classes is not None and classes != getattr(model, "num_classes", classes):
+    if classes is not None and classes != getattr(skeleton, "num_classes", classes):
         raise ValueError(
-            f"config: bayesian_flow has {classes} classes but the network outputs {model.num_classes}"
+            f"config: bayesian_flow has {classes} classes but the network outputs {skeleton.num_classes}"
         )
-    full = dict(model.state_dict())
-    full.update(state)
-    model.load_state_dict(full, strict=True)
-    return model.to(device).eval(), process
+    full = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    full.update(_rebuilt_buffers(model_cfg, skeleton, state))
+    skeleton.load_state_dict(full, strict=True, assign=True)  # the checkpoint's tensors become the weights
+    return skeleton.to(device).eval(), process

@@ -1,7 +1,7 @@
 """Official BFN network architectures (state-dict compatible) and model wrappers."""
 
 from .adapters import FourierImageInputAdapter, OutputAdapter, TextInputAdapter
-from .builder import ADAPTERS, NETWORKS, build_model, build_network
+from .builder import ADAPTERS, NETWORKS, build_adapter, build_model, build_network
 from .config import load_yaml, normalize_model_config
 from .gpt import GPT
 from .unet_improved import UNetModel
@@ -27,6 +27,7 @@ __all__ = [
     "TextLogitsNetwork",
     "UNetModel",
     "UNetVDM",
+    "build_adapter",
     "build_model",
     "build_network",
     "load_yaml",

@@ -43,6 +43,13 @@ def _make(registry: dict[str, type[nn.Module]], entry: Any, where: str, **extra:
         raise ValueError(f"model_cfg[{where!r}]: cannot build {name}: {exc}") from exc
 
 
+def build_adapter(adapter_cfg: dict | None, where: str = "input_adapter") -> nn.Module | None:
+    """Build one adapter from its ``{class_name, parameters}`` entry (None stays None)."""
+    if adapter_cfg is None and where == "output_adapter":
+        return None
+    return _make(ADAPTERS, adapter_cfg, where)
+
+
 def build_network(model_cfg: dict) -> nn.Module:
     """Build the bare official network (adapters included), in eval mode.
 
@@ -51,10 +58,9 @@ def build_network(model_cfg: dict) -> nn.Module:
     checkpoint's with the ``net.`` prefix stripped.
     """
     model = normalize_model_config(model_cfg)
-    input_adapter = _make(ADAPTERS, model.get("input_adapter"), "input_adapter")
-    out_cfg = model.get("output_adapter")
-    output_adapter = None if out_cfg is None else _make(ADAPTERS, out_cfg, "output_adapter")
-    if output_adapter is None and model["net"].get("class_name") != "GPT":
+    input_adapter = build_adapter(model.get("input_adapter"), "input_adapter")
+    output_adapter = build_adapter(model.get("output_adapter"), "output_adapter")
+    if output_adapter is None and model["net"].get("class_name") in ("UNetVDM", "UNetModel"):
         raise ValueError(f"model_cfg['output_adapter']: {model['net'].get('class_name')} needs an output adapter")
     net = _make(NETWORKS, model["net"], "net", input_adapter=input_adapter, output_adapter=output_adapter)
     return net.eval()

@@ -90,32 +90,37 @@ def parse_yaml_subset(text: str) -> Any:
     lines = [(len(ln) - len(ln.lstrip(" ")), ln.strip()) for ln in map(_strip_comment, text.splitlines())]
     lines = [item for item in lines if item[1] and item[1] != "---"]
 
+    def is_item(i: int) -> bool:
+        return lines[i][1] == "-" or lines[i][1].startswith("- ")
+
     def block(i: int, indent: int) -> tuple[Any, int]:
+        """Parse the block starting at line i if it is indented at least ``indent``."""
         if i >= len(lines) or lines[i][0] < indent:
             return None, i
-        if lines[i][1].startswith("- ") or lines[i][1] == "-":
+        level = lines[i][0]
+        if is_item(i):
             items: list[Any] = []
-            while i < len(lines) and lines[i][0] == indent and lines[i][1].startswith("-"):
+            while i < len(lines) and lines[i][0] == level and is_item(i):
                 rest = lines[i][1][1:].strip()
                 if rest:
                     items.append(_value(rest))
                     i += 1
                 else:
-                    child, i = block(i + 1, indent + 1)
+                    child, i = block(i + 1, level + 1)
                     items.append(child)
             return items, i
         mapping: dict[Any, Any] = {}
-        level = lines[i][0]
-        while i < len(lines) and lines[i][0] == level:
+        while i < len(lines) and lines[i][0] == level and not is_item(i):
             key, sep, rest = lines[i][1].partition(":")
             if not sep:
                 raise ValueError(f"config: cannot parse YAML line {lines[i][1]!r} (expected 'key: value')")
             if rest.strip():
                 mapping[_scalar(key)] = _value(rest)
                 i += 1
+            elif i + 1 < len(lines) and lines[i + 1][0] == level and is_item(i + 1):
+                mapping[_scalar(key)], i = block(i + 1, level)  # list at the key's own indentation
             else:
-                child, i = block(i + 1, level + 1)
-                mapping[_scalar(key)] = child
+                mapping[_scalar(key)], i = block(i + 1, level + 1)
         return mapping, i
 
     result, end = block(0, 0)
