@@ -6,7 +6,8 @@ Images: the scikit-learn 8x8 digits (1,797 images, 17 grey levels 0..16).
     discretised-BFN convention (bin centres ``(2k-1)/K - 1``, width ``2/K``);
     note that the centres span [-16/17, 16/17], *not* [-1, 1] (the naive map
     ``v/8 - 1`` would put levels on the bin *edges* +-1 and off the centres).
-    Values are the float32 roundings of the exact rationals. Split: the first
+    Values are bit-identical to ``bfnsolvers.distributions.bin_centres(17)``
+    (within one ulp of the exact rationals). Split: the first
     1,500 images are "train", the last 297 are "test" (sklearn's fixed order;
     every class has 27-33 test images). Layout is channels-last (N, 8, 8, 1).
 
@@ -39,7 +40,6 @@ __all__ = [
     "TEXT_VOCAB_SIZE",
     "TEXT_TEST_FRACTION",
     "TextWindows",
-    "digits_bin_centres",
     "load_digits_images",
     "load_digits_labels",
     "load_text_corpus",
@@ -87,19 +87,15 @@ def _digits_slice(split: Split) -> slice:
     return {"train": slice(0, n - DIGITS_NUM_TEST), "test": slice(n - DIGITS_NUM_TEST, n), "all": slice(0, n)}[split]
 
 
-def digits_bin_centres(dtype: torch.dtype = torch.float32) -> Tensor:
-    """The 17 bin centres ``(2k - 1)/17 - 1``, k = 1..17, correctly rounded to ``dtype``."""
-    k = torch.arange(1, DIGITS_NUM_BINS + 1, dtype=torch.float64)
-    return ((2 * k - 1 - DIGITS_NUM_BINS) / DIGITS_NUM_BINS).to(dtype)
-
-
 def load_digits_images(split: Split = "train", dtype: torch.dtype = torch.float32) -> Tensor:
     """Digits as (N, 8, 8, 1) in [-16/17, 16/17]: level v -> bin centre (2v - 16)/17.
 
     ``split``: "train" (first 1,500), "test" (last 297) or "all" (1,797).
     """
+    from bfnsolvers.distributions import bin_centres
+
     levels, _ = _digits_raw()
-    centres = digits_bin_centres(dtype)
+    centres = bin_centres(DIGITS_NUM_BINS, dtype)
     return centres[torch.from_numpy(levels[_digits_slice(split)])].unsqueeze(-1).contiguous()
 
 

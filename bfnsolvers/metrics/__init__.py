@@ -1,0 +1,31 @@
+"""Sample-quality metrics: exact oracles (oracle), digits images (images), text (text)."""
+
+from .images import digits_fd, frechet_distance, frechet_distance_gaussians, inception_fid, load_digits_classifier
+from .oracle import (
+    ModeCoverage,
+    gmm_nll,
+    markov_chain_nll,
+    markov_entropy_rate,
+    markov_nll_gap,
+    mode_coverage,
+    sliced_wasserstein2,
+)
+from .text import CharNGram, load_vocabulary, spelling_accuracy
+
+__all__ = [
+    "CharNGram",
+    "ModeCoverage",
+    "digits_fd",
+    "frechet_distance",
+    "frechet_distance_gaussians",
+    "gmm_nll",
+    "inception_fid",
+    "load_digits_classifier",
+    "load_vocabulary",
+    "markov_chain_nll",
+    "markov_entropy_rate",
+    "markov_nll_gap",
+    "mode_coverage",
+    "sliced_wasserstein2",
+    "spelling_accuracy",
+]
