@@ -161,3 +161,36 @@ class MarkovChainOracle:
             h = h + (p * row_h).sum()
             p = p @ self.trans
         return float(h / self.length)
+
+
+def oracle_problem(name: str, seed: int = 0):
+    """The standard oracle problems of the benchmarks, as (oracle, process).
+
+    - "gmm": 8 isotropic components (std 0.08) in 8 dims, means U(-0.6, 0.6), with
+      ContinuousBFN(sigma_1 = 0.001) as for CIFAR-10 (no clipping: the oracle is exact).
+    - "discretised": 16 independent dims over 17 bins with Dirichlet(0.5) probabilities,
+      DiscretisedBFN(sigma_1 = sqrt(1e-3), 17 bins).
+    - "markov": a first-order chain over K = 27 classes of length 32 with Dirichlet(0.1)
+      transition rows, DiscreteBFN(beta_1 = 0.75^2, 27) as for text8.
+    """
+    g = torch.Generator().manual_seed(seed)
+    if name == "gmm":
+        process = ContinuousBFN(1e-3, x_range=None)
+        means = torch.rand(8, 8, generator=g, dtype=torch.float64) * 1.2 - 0.6
+        return GaussianMixtureOracle(process, means, 0.08), process
+    if name == "discretised":
+        process = DiscretisedBFN(math.sqrt(1e-3), 17)
+        return DiscretisedOracle(process, _dirichlet((16, 17), 0.5, seed)), process
+    if name == "markov":
+        process = DiscreteBFN(0.75 ** 2, 27)
+        trans = _dirichlet((27, 27), 0.1, seed) + 1e-6
+        return MarkovChainOracle(process, torch.ones(27, dtype=torch.float64), trans, 32), process
+    raise ValueError(f"oracle problem must be one of ('gmm', 'discretised', 'markov'), got {name!r}")
+
+
+def _dirichlet(shape: tuple[int, int], concentration: float, seed: int) -> Tensor:
+    """Rows drawn from a symmetric Dirichlet, reproducibly for a seed (global RNG left untouched)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        g = torch.distributions.Gamma(torch.full(shape, concentration, dtype=torch.float64), 1.0).sample()
+    return g / g.sum(-1, keepdim=True)
