@@ -1,0 +1,266 @@
+"""Plain-torch references for every fused kernel (bfn-math.md sections 1-4).
+
+Each ``*_ref`` function is deterministic given its pre-drawn noise and computes in
+float32 (float64 for float64 inputs), casting results back to the state's dtype.
+They are the ground truth the Triton kernels are tested against.
+``discretised_output_chunked`` is the low-memory torch path used by dispatch on CPU.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Optional
+
+import torch
+
+from ._checks import eps_scale
+
+SIGMA_X_MIN = 1e-3
+SIGMA_X_MAX = 10.0
+
+
+class DiscretisedOut(NamedTuple):
+    """Outputs of the discretised output distribution (values are bin centres)."""
+
+    mean: torch.Tensor
+    sample: Optional[torch.Tensor]
+    mode: Optional[torch.Tensor]
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float64 stays float64; every other float dtype computes in float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def gumbel_from_uniform(u: torch.Tensor) -> torch.Tensor:
+    """g = -log(-log(u)), u clamped away from 0 (Gumbel-max trick)."""
+    return -torch.log(-torch.log(u.clamp_min(1e-30)))
+
+
+# ----------------------------------------------------------------------------------------
+# discrete data
+# ----------------------------------------------------------------------------------------
+def discrete_bfn_step_ref(
+    logits: torch.Tensor, y: torch.Tensor, alpha: float, z: torch.Tensor, gumbel: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """k = argmax(logits + gumbel); y' = y + alpha (K e_k - 1) + sqrt(alpha K) z; theta' = softmax(y')."""
+    cd = compute_dtype(y.dtype)
+    K = logits.shape[-1]
+    k = torch.argmax(logits.to(cd) + gumbel.to(cd), dim=-1)
+    onehot = torch.nn.functional.one_hot(k, K).to(cd)
+    y_new = y.to(cd) + (alpha * (K * onehot - 1.0) + math.sqrt(alpha * K) * z.to(cd))
+    theta = torch.softmax(y_new, dim=-1)
+    return y_new.to(y.dtype), theta.to(y.dtype)
+
+
+def discrete_solver_step_ref(
+    logits: torch.Tensor,
+    y: torch.Tensor,
+    c_y: float,
+    c_x: float,
+    c_p: float = 0.0,
+    x0_prev: Optional[torch.Tensor] = None,
+    c_n: float = 0.0,
+    z: Optional[torch.Tensor] = None,
+    return_theta: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    """x0 = K softmax(logits) - 1; y' = c_y y + c_x x0 [+ c_p x0_prev] [+ c_n z]; theta' = softmax(y')."""
+    cd = compute_dtype(y.dtype)
+    K = logits.shape[-1]
+    x0 = K * torch.softmax(logits.to(cd), dim=-1) - 1.0
+    y_new = c_y * y.to(cd) + c_x * x0
+    if x0_prev is not None:
+        y_new = y_new + c_p * x0_prev.to(cd)
+    if z is not None:
+        y_new = y_new + c_n * z.to(cd)
+    theta = torch.softmax(y_new, dim=-1).to(y.dtype) if return_theta else None
+    return y_new.to(y.dtype), x0.to(y.dtype), theta
+
+
+# ----------------------------------------------------------------------------------------
+# continuous data
+# ----------------------------------------------------------------------------------------
+def x_from_eps_ref(
+    mu: torch.Tensor, eps_hat: torch.Tensor, gamma: float, lo: float, hi: float, zero: bool
+) -> torch.Tensor:
+    """x = clip(mu/gamma - sqrt((1-gamma)/gamma) eps_hat, lo, hi), or 0 when `zero` (compute dtype)."""
+    cd = compute_dtype(mu.dtype)
+    if zero:
+        return torch.zeros(mu.shape, dtype=cd, device=mu.device)
+    x = mu.to(cd) / gamma - eps_scale(gamma) * eps_hat.to(cd)
+    return x.clamp(lo, hi)
+
+
+def continuous_update_ref(
+    mu: torch.Tensor,
+    eps_hat: torch.Tensor,
+    gamma: float,
+    rho: float,
+    alpha: float,
+    z: torch.Tensor,
+    zero: bool = False,
+) -> torch.Tensor:
+    """y = x_hat + z / sqrt(alpha); mu' = (rho mu + alpha y) / (rho + alpha)."""
+    cd = compute_dtype(mu.dtype)
+    x = x_from_eps_ref(mu, eps_hat, gamma, -1.0, 1.0, zero)
+    y = x + (1.0 / math.sqrt(alpha)) * z.to(cd)
+    return ((rho * mu.to(cd) + alpha * y) / (rho + alpha)).to(mu.dtype)
+
+
+def continuous_solver_step_ref(
+    mu: torch.Tensor,
+    eps_hat: torch.Tensor,
+    gamma: float,
+    c_z: float,
+    c_x: float,
+    c_p: float = 0.0,
+    x0_prev: Optional[torch.Tensor] = None,
+    c_n: float = 0.0,
+    z: Optional[torch.Tensor] = None,
+    lo: float = -1.0,
+    hi: float = 1.0,
+    zero: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """x0 = clip(eps -> x); mu' = c_z mu + c_x x0 [+ c_p x0_prev] [+ c_n z]."""
+    cd = compute_dtype(mu.dtype)
+    x0 = x_from_eps_ref(mu, eps_hat, gamma, lo, hi, zero)
+    mu_new = c_z * mu.to(cd) + c_x * x0
+    if x0_prev is not None:
+        mu_new = mu_new + c_p * x0_prev.to(cd)
+    if z is not None:
+        mu_new = mu_new + c_n * z.to(cd)
+    return mu_new.to(mu.dtype), x0.to(mu.dtype)
+
+
+# ----------------------------------------------------------------------------------------
+# discretised output distribution
+# ----------------------------------------------------------------------------------------
+def gaussian_params(
+    mu_eps: torch.Tensor, ln_sigma_eps: torch.Tensor, mu: torch.Tensor, gamma: float, zero: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """mu_x = mu/gamma - s mu_eps, sigma_x = clamp(s exp(ln_sigma_eps), 1e-3, 10), s = sqrt((1-g)/g).
+
+    With `zero` (gamma == 0 or t < t_min) mu_x = 0 and sigma_x = 1.
+    """
+    cd = compute_dtype(mu.dtype)
+    if zero:
+        return torch.zeros(mu.shape, dtype=cd, device=mu.device), torch.ones(mu.shape, dtype=cd, device=mu.device)
+    s = eps_scale(gamma)
+    mu_x = mu.to(cd) / gamma - s * mu_eps.to(cd)
+    sigma_x = (s * torch.exp(ln_sigma_eps.to(cd))).clamp(SIGMA_X_MIN, SIGMA_X_MAX)
+    return mu_x, sigma_x
+
+
+def bin_edges(K: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Interior edges e_j = -1 + 2j/K, j = 1..K-1."""
+    return torch.arange(1, K, dtype=dtype, device=device) * (2.0 / K) - 1.0
+
+
+def bin_centres(K: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Centres k_c = (2k-1)/K - 1, k = 1..K."""
+    return (2.0 * torch.arange(1, K + 1, dtype=dtype, device=device) - 1.0) / K - 1.0
+
+
+def discretised_probs_ref(mu_x: torch.Tensor, sigma_x: torch.Tensor, K: int) -> torch.Tensor:
+    """p_k = F(e_k) - F(e_{k-1}) with F(e_0) = 0, F(e_K) = 1 (tails absorbed), shape (..., K)."""
+    e = bin_edges(K, mu_x.dtype, mu_x.device)
+    cdf = torch.special.ndtr((e - mu_x.unsqueeze(-1)) / sigma_x.unsqueeze(-1))
+    zeros = torch.zeros_like(cdf[..., :1])
+    full = torch.cat([zeros, cdf, zeros + 1.0], dim=-1)
+    return full[..., 1:] - full[..., :-1]
+
+
+def discretised_output_ref(
+    mu_eps: torch.Tensor,
+    ln_sigma_eps: torch.Tensor,
+    mu: torch.Tensor,
+    gamma: float,
+    K: int,
+    u: Optional[torch.Tensor] = None,
+    want_mode: bool = False,
+    zero: bool = False,
+) -> DiscretisedOut:
+    """Materialising reference: mean = sum_k p_k k_c; sample = centre of the bin whose CDF
+    interval [F_{k-1}, F_k) contains u; mode = centre of argmax_k p_k (first on ties)."""
+    mu_x, sigma_x = gaussian_params(mu_eps, ln_sigma_eps, mu, gamma, zero)
+    p = discretised_probs_ref(mu_x, sigma_x, K)
+    c = bin_centres(K, p.dtype, p.device)
+    mean = (p * c).sum(-1).to(mu.dtype)
+    sample = mode = None
+    if u is not None:
+        e = bin_edges(K, mu_x.dtype, mu_x.device)
+        cdf = torch.special.ndtr((e - mu_x.unsqueeze(-1)) / sigma_x.unsqueeze(-1))
+        idx = (cdf <= u.to(cdf.dtype).unsqueeze(-1)).sum(-1)
+        sample = c[idx].to(mu.dtype)
+    if want_mode:
+        mode = c[torch.argmax(p, dim=-1)].to(mu.dtype)
+    return DiscretisedOut(mean, sample, mode)
+
+
+def _mean_chunk(mu_x: torch.Tensor, sigma_x: torch.Tensor, K: int) -> torch.Tensor:
+    """Mean by summation by parts: sum_k p_k k_c = k_c(K) - (2/K) sum_{j<K} F_j, and with
+    F_j = (1 + erf_j)/2, erf_j = erf((e_j - mu_x) / (sqrt2 sigma_x)), this is exactly
+    mean = -(1/K) sum_{j=1}^{K-1} erf_j  (K-1 erf evaluations, no differences).
+    """
+    e = bin_edges(K, mu_x.dtype, mu_x.device)
+    w = 1.0 / (math.sqrt(2.0) * sigma_x)
+    erf = torch.erf((e - mu_x.unsqueeze(-1)) * w.unsqueeze(-1))
+    return -erf.sum(-1) / K
+
+
+def _ndtr_at(x_edge: torch.Tensor, mu_x: torch.Tensor, sigma_x: torch.Tensor) -> torch.Tensor:
+    return torch.special.ndtr((x_edge - mu_x) / sigma_x)
+
+
+def discretised_mode_fast(mu_x: torch.Tensor, sigma_x: torch.Tensor, K: int) -> torch.Tensor:
+    """O(1) mode: for a unimodal symmetric density, the best interior bin is the one whose
+    centre is nearest mu_x, so argmax_k p_k is among {first bin, that bin, last bin}."""
+    step = 2.0 / K
+    p_first = _ndtr_at(torch.full_like(mu_x, -1.0 + step), mu_x, sigma_x)
+    p_last = torch.special.ndtr((mu_x - (1.0 - step)) / sigma_x)
+    best = torch.zeros_like(mu_x)  # 0-based bin index (float)
+    best_p = p_first
+    if K > 2:
+        m = torch.floor((mu_x + 1.0) / step).clamp(1.0, K - 2.0)
+        lo_e = m * step - 1.0
+        p_mid = _ndtr_at(lo_e + step, mu_x, sigma_x) - _ndtr_at(lo_e, mu_x, sigma_x)
+        take = p_mid > best_p
+        best = torch.where(take, m, best)
+        best_p = torch.where(take, p_mid, best_p)
+    best = torch.where(p_last > best_p, torch.full_like(best, K - 1.0), best)
+    return (2.0 * best + 1.0) / K - 1.0
+
+
+def discretised_sample_fast(mu_x: torch.Tensor, sigma_x: torch.Tensor, u: torch.Tensor, K: int) -> torch.Tensor:
+    """Inverse-CDF bin sample without the K-vector: the bin containing mu_x + sigma_x Phi^-1(u)."""
+    q = mu_x + sigma_x * torch.special.ndtri(u.to(mu_x.dtype))
+    idx = torch.floor((q + 1.0) * (K / 2.0)).clamp(0.0, K - 1.0)
+    idx = torch.where(u.to(mu_x.dtype) <= 0, torch.zeros_like(idx), idx)
+    return (2.0 * idx + 1.0) / K - 1.0
+
+
+def discretised_output_chunked(
+    mu_eps: torch.Tensor,
+    ln_sigma_eps: torch.Tensor,
+    mu: torch.Tensor,
+    gamma: float,
+    K: int,
+    u: Optional[torch.Tensor] = None,
+    want_mode: bool = False,
+    zero: bool = False,
+    max_chunk_elems: int = 1 << 18,
+) -> DiscretisedOut:
+    """Same function as `discretised_output_ref`, never holding more than
+    `max_chunk_elems` x (K-1) temporaries: the mean is Abel-summed over edges in element
+    chunks; sample and mode are O(1) per element."""
+    mu_x, sigma_x = gaussian_params(mu_eps, ln_sigma_eps, mu, gamma, zero)
+    flat_mu, flat_sig = mu_x.reshape(-1), sigma_x.reshape(-1)
+    mean = torch.empty_like(flat_mu)
+    chunk = max(1, max_chunk_elems // (K - 1))
+    for start in range(0, flat_mu.numel(), chunk):
+        sl = slice(start, start + chunk)
+        mean[sl] = _mean_chunk(flat_mu[sl], flat_sig[sl], K)
+    mean = mean.view(mu.shape).to(mu.dtype)
+    sample = discretised_sample_fast(mu_x, sigma_x, u, K).to(mu.dtype) if u is not None else None
+    mode = discretised_mode_fast(mu_x, sigma_x, K).to(mu.dtype) if want_mode else None
+    return DiscretisedOut(mean, sample, mode)
