@@ -18,6 +18,7 @@ is loaded.
 from __future__ import annotations
 
 import copy
+import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -123,6 +124,14 @@ def preset_config(name: str) -> dict:
 # --------------------------------------------------------------------------- reading
 
 
+def _short_reason(exc: Exception) -> str:
+    """One line on why a reader failed (torch's weights-only advice is not relevant here)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if text.startswith("Weights only load failed"):
+        text = "not a weights-only torch pickle of tensors"
+    return f"{type(exc).__name__}: {text[:200]}"
+
+
 def _read_file(path: Path) -> Any:
     """Read a .safetensors file or a (weights-only) torch pickle; raise CheckpointError on failure."""
     from safetensors.torch import load_file
@@ -138,7 +147,7 @@ def _read_file(path: Path) -> Any:
         try:
             return read(str(path))
         except Exception as exc:  # noqa: BLE001 - any reader failure means "not readable as this kind"
-            errors.append(f"as {kind}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            errors.append(f"as {kind}: {_short_reason(exc)}")
     raise CheckpointError(
         f"path: cannot read {str(path)!r} (truncated, corrupt or not a checkpoint); " + "; ".join(errors)
     )
@@ -251,9 +260,11 @@ def resolve_config(config: str | Path | Mapping | None, state: Mapping[str, Tens
         if isinstance(config, str) and config in PRESETS:
             return preset_config(config)
         path = Path(config)
-        if path.suffix.lower() in (".yaml", ".yml") or path.is_file():
+        if path.suffix.lower() in (".yaml", ".yml", ".json") or path.is_file():
             if not path.is_file():
-                raise ValueError(f"config: no such YAML file {str(path)!r}")
+                raise ValueError(f"config: no such config file {str(path)!r}")
+            if path.suffix.lower() == ".json":
+                return normalize_model_config(json.loads(path.read_text()))
             return normalize_model_config(load_yaml(path))
         raise ValueError(f"config: unknown preset {str(config)!r}; valid presets: {', '.join(PRESETS)}")
     raise ValueError(f"config: expected a preset name, YAML path or dict, got {type(config).__name__}")

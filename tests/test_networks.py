@@ -70,6 +70,18 @@ def test_bare_network_reproduces_official_output(name):
     assert rel_err(out, cases["net_output"]) < 1e-5
 
 
+@needs_vectors
+@pytest.mark.parametrize("name", NAMES)
+def test_float64_agrees_with_float32_reference(name):
+    net = build_network(small_config(name))
+    net.load_state_dict({k.removeprefix("net."): v for k, v in tensors(name, "state_dict").items()})
+    cases = tensors(name, "cases")
+    with torch.no_grad():
+        out = net.double()(cases["net_input"].double(), cases["t"].double())
+    assert out.dtype == torch.float64
+    assert rel_err(out, cases["net_output"].double()) < 1e-4  # the float32 reference's own rounding
+
+
 def _wrapped(name: str):
     model = build_model(small_config(name))
     model.load_state_dict(tensors(name, "state_dict"), strict=True)

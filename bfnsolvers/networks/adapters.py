@@ -13,6 +13,11 @@ import torch
 from torch import Tensor, nn
 
 
+def at_least_float32(x: Tensor) -> Tensor:
+    """Upcast half precision to float32; float32 and float64 pass through."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) or not x.is_floating_point() else x
+
+
 def flatten_middle(x: Tensor) -> Tensor:
     """Reshape (B, ..., C) to (B, N, C): one row per position."""
     return x.reshape(x.shape[0], -1, x.shape[-1])
@@ -108,7 +113,7 @@ class FourierImageInputAdapter(nn.Module):
     def forward(self, img: Tensor, t: Tensor) -> Tensor:
         feats = [flatten_middle(img)]
         if self.add_mask:
-            t_feat = flatten_middle(t).float()[..., :1] * 2 - 1
+            t_feat = at_least_float32(flatten_middle(t))[..., :1] * 2 - 1
             if self.mask_res > 0:
                 codes = _float_sinusoids(t_feat, self.mask_res, 2 * self.n_freq_bands)
                 t_feat = torch.cat([t_feat, codes.flatten(start_dim=2)], dim=-1)

@@ -15,26 +15,27 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .adapters import flatten_middle
+from .adapters import at_least_float32, flatten_middle
 
 
 def diffusion_time_embedding(steps: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
     """[cos | sin] embedding of (fractional) step indices, shape (B, dim)."""
     half = dim // 2
+    steps = at_least_float32(steps)
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32) / half)
-    angles = steps[:, None].float() * freqs.to(steps.device)[None]
+    angles = steps[:, None] * freqs.to(steps.device, steps.dtype)[None]
     emb = torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
     return torch.cat([emb, torch.zeros_like(emb[:, :1])], dim=-1) if dim % 2 else emb
 
 
 class GroupNorm32(nn.GroupNorm):
-    """GroupNorm with 32 groups, computed in float32."""
+    """GroupNorm with 32 groups, computed in (at least) float32."""
 
     def __init__(self, channels: int) -> None:
         super().__init__(32, channels)
 
     def forward(self, x: Tensor) -> Tensor:
-        return super().forward(x.float()).type(x.dtype)
+        return super().forward(at_least_float32(x)).type(x.dtype)
 
 
 class ResBlock(nn.Module):
@@ -98,7 +99,7 @@ class AttentionBlock(nn.Module):
         q, k, v = qkv.split(ch, dim=1)
         scale = 1 / math.sqrt(math.sqrt(ch))
         weight = torch.einsum("bct,bcs->bts", q * scale, k * scale)
-        weight = torch.softmax(weight.float(), dim=-1).type(weight.dtype)
+        weight = torch.softmax(at_least_float32(weight), dim=-1).type(weight.dtype)
         h = torch.einsum("bts,bcs->bct", weight, v).reshape(b, c, -1)
         return (x + self.proj_out(h)).reshape(b, c, *spatial)
 
@@ -226,7 +227,8 @@ class UNetModel(nn.Module):
         x = flat.reshape(flat.shape[0], s, s, self.in_channels)
         if self.project_input:
             x = self.input_projection(x)
-        emb = self.time_embed(diffusion_time_embedding(t.flatten(1)[:, 0] * 4000, self.model_channels))
+        steps = t.flatten(1)[:, 0] * 4000
+        emb = self.time_embed(diffusion_time_embedding(steps, self.model_channels).to(x.dtype))
         h = x.permute(0, 3, 1, 2).contiguous()
         skips = []
         for block in self.input_blocks:

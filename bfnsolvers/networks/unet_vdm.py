@@ -13,16 +13,16 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .adapters import flatten_middle
+from .adapters import at_least_float32, flatten_middle
 
 
 def vdm_time_embedding(t: Tensor, dim: int) -> Tensor:
     """Sinusoidal embedding of 1000*(t + 0.001): sin half then cos half, shape (B, dim)."""
     if dim % 2:
         raise ValueError(f"embedding_dim must be even, got {dim}")
-    steps = (t + 0.001) * 1000.0
-    inv_timescales = torch.logspace(0.0, -4.0, dim // 2, device=t.device)
-    angles = steps.float()[:, None] * inv_timescales[None, :]
+    steps = at_least_float32(t + 0.001) * 1000.0
+    inv_timescales = torch.logspace(0.0, -4.0, dim // 2, device=t.device, dtype=steps.dtype)
+    angles = steps[:, None] * inv_timescales[None, :]
     return torch.cat([angles.sin(), angles.cos()], dim=1)
 
 
@@ -91,7 +91,7 @@ class ChannelAttention(nn.Module):
         k = (k * scale).reshape(shape)
         v = v.reshape(shape)
         weight = torch.einsum("bct,bcs->bts", q, k)
-        weight = torch.softmax(weight.float(), dim=-1).to(weight.dtype)
+        weight = torch.softmax(at_least_float32(weight), dim=-1).to(weight.dtype)
         out = torch.einsum("bts,bcs->bct", weight, v)
         return out.reshape(b, width // 3, *spatial)
 
@@ -174,7 +174,8 @@ class UNetVDM(nn.Module):
         flat = self.input_adapter(data, t)
         s = self.image_size
         x = flat.reshape(flat.shape[0], s, s, self.input_channels)
-        cond = self.embed_conditioning(vdm_time_embedding(t.float().flatten(1)[:, 0], self.embedding_dim))
+        emb = vdm_time_embedding(at_least_float32(t).flatten(1)[:, 0], self.embedding_dim)
+        cond = self.embed_conditioning(emb.to(self.conv_in.weight.dtype))
         h = x.permute(0, 3, 1, 2).contiguous()
         if self.fourier_features is not None:
             h = torch.cat([h, self.fourier_features(h)], dim=1)
