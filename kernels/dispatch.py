@@ -18,6 +18,7 @@ The two backends' own draws differ in value, not in distribution.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import warnings
@@ -99,13 +100,19 @@ def _tk():
     return triton_kernels
 
 
+def _on(x: torch.Tensor) -> contextlib.AbstractContextManager:
+    """Launch Triton kernels on x's GPU (not the current one); no-op for CPU tensors."""
+    return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
+
+
 def _seed(seed: Optional[int], generator: Optional[torch.Generator]) -> int:
     """Philox key: `seed`, or one drawn from `generator` / the global torch RNG."""
     if seed is not None:
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
             raise ValueError(f"seed must be an int in [0, 2**63), got {seed!r}")
         return seed
-    return int(torch.randint(0, 2**31 - 1, (1,), generator=generator).item())
+    device = generator.device if generator is not None else torch.device("cpu")
+    return int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=device).item())
 
 
 def _offset(offset: int) -> int:
@@ -163,9 +170,11 @@ def discrete_bfn_step(
     if y.numel() == 0:
         return torch.empty_like(y), torch.empty_like(y)
     if resolve_backend(y, backend, fits=_row_fits(K)) == "triton":
-        return _tk().discrete_bfn_step(
-            logits.contiguous(), y.contiguous(), alpha, _c(z), _c(gumbel), _seed(seed, generator), _offset(offset)
-        )
+        with _on(y):
+            return _tk().discrete_bfn_step(
+                logits.contiguous(), y.contiguous(), alpha, _c(z), _c(gumbel),
+                _seed(seed, generator) if z is None else 0, _offset(offset),
+            )
     if z is None:
         z, gumbel = _randn(y, generator), ref.gumbel_from_uniform(_rand(y, generator))
     assert gumbel is not None
@@ -211,10 +220,12 @@ def discrete_solver_step(
     K = logits.shape[-1]
     if resolve_backend(y, backend, fits=_row_fits(K)) == "triton":
         noise = 0 if c_n == 0.0 else (1 if z is not None else 2)
-        out = _tk().discrete_solver_step(
-            logits.contiguous(), y.contiguous(), c_y, c_x, c_p, _c(x0_prev), c_n, _c(z) if noise == 1 else None,
-            noise, return_theta, _seed(seed, generator) if noise == 2 else 0, _offset(offset),
-        )
+        with _on(y):
+            out = _tk().discrete_solver_step(
+                logits.contiguous(), y.contiguous(), c_y, c_x, c_p, _c(x0_prev), c_n,
+                _c(z) if noise == 1 else None, noise, return_theta,
+                _seed(seed, generator) if noise == 2 else 0, _offset(offset),
+            )
         return DiscreteSolverOut(*out)
     if c_n != 0.0 and z is None:
         z = _randn(y, generator)
@@ -251,10 +262,11 @@ def continuous_update(
     if mu.numel() == 0:
         return torch.empty_like(mu)
     if resolve_backend(mu, backend) == "triton":
-        return _tk().continuous_update(
-            mu.contiguous(), eps_hat.contiguous(), gamma, eps_scale(gamma), rho, alpha, _c(z), zero,
-            _seed(seed, generator) if z is None else 0, _offset(offset),
-        )
+        with _on(mu):
+            return _tk().continuous_update(
+                mu.contiguous(), eps_hat.contiguous(), gamma, eps_scale(gamma), rho, alpha, _c(z), zero,
+                _seed(seed, generator) if z is None else 0, _offset(offset),
+            )
     if z is None:
         z = _randn(mu, generator)
     return ref.continuous_update_ref(mu, eps_hat, gamma, rho, alpha, z, zero)
@@ -301,11 +313,12 @@ def continuous_solver_step(
         return torch.empty_like(mu), torch.empty_like(mu)
     if resolve_backend(mu, backend) == "triton":
         noise = 0 if c_n == 0.0 else (1 if z is not None else 2)
-        return _tk().continuous_solver_step(
-            mu.contiguous(), eps_hat.contiguous(), gamma, eps_scale(gamma), lo, hi, c_z, c_x, c_p,
-            _c(x0_prev), c_n, _c(z) if noise == 1 else None, noise, zero,
-            _seed(seed, generator) if noise == 2 else 0, _offset(offset),
-        )
+        with _on(mu):
+            return _tk().continuous_solver_step(
+                mu.contiguous(), eps_hat.contiguous(), gamma, eps_scale(gamma), lo, hi, c_z, c_x, c_p,
+                _c(x0_prev), c_n, _c(z) if noise == 1 else None, noise, zero,
+                _seed(seed, generator) if noise == 2 else 0, _offset(offset),
+            )
     if c_n != 0.0 and z is None:
         z = _randn(mu, generator)
     return ref.continuous_solver_step_ref(
@@ -351,11 +364,12 @@ def discretised_output(
         e = torch.empty_like(mu)
         return DiscretisedOut(e, e.clone() if want_sample else None, e.clone() if mode else None)
     if resolve_backend(mu, backend) == "triton":
-        out = _tk().discretised_output(
-            mu_eps.contiguous(), ln_sigma_eps.contiguous(), mu.contiguous(), gamma, eps_scale(gamma), K,
-            _c(u), want_sample, mode, zero,
-            _seed(seed, generator) if want_sample and u is None else 0, _offset(offset),
-        )
+        with _on(mu):
+            out = _tk().discretised_output(
+                mu_eps.contiguous(), ln_sigma_eps.contiguous(), mu.contiguous(), gamma, eps_scale(gamma), K,
+                _c(u), want_sample, mode, zero,
+                _seed(seed, generator) if want_sample and u is None else 0, _offset(offset),
+            )
         return DiscretisedOut(*out)
     if want_sample and u is None:
         u = _rand(mu, generator)
