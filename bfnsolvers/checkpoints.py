@@ -29,6 +29,7 @@ from torch import Tensor
 
 from .networks import BFNNetwork, build_model, load_yaml, normalize_model_config
 from .networks.builder import build_adapter
+from .processes import BFNProcess, ContinuousBFN, DiscreteBFN, DiscretisedBFN
 
 __all__ = [
     "CheckpointError",
@@ -273,10 +274,8 @@ def resolve_config(config: str | Path | Mapping | None, state: Mapping[str, Tens
 # --------------------------------------------------------------------------- process
 
 
-def make_process(model_cfg: dict):
+def make_process(model_cfg: dict) -> BFNProcess:
     """The bfnsolvers process for a ``model:`` dict; missing flow/factory entries come from the matching preset."""
-    from .processes import ContinuousBFN, DiscreteBFN, DiscretisedBFN
-
     flow, factory = model_cfg.get("bayesian_flow"), model_cfg.get("distribution_factory")
     if flow is None or (factory is None and flow.get("class_name") == "CtsBayesianFlow"):
         preset = PRESETS.get(_DEFAULT_PRESET.get(_config_architecture(model_cfg), ""))
@@ -285,13 +284,16 @@ def make_process(model_cfg: dict):
         flow = flow or preset["bayesian_flow"]
         factory = factory or preset["distribution_factory"]
     name, params = flow.get("class_name"), flow.get("parameters") or {}
-    if name == "CtsBayesianFlow":
-        sigma_1 = math.sqrt(float(params["min_variance"]))
-        if (factory or {}).get("class_name") == "DiscretizedNormalFactory":
-            return DiscretisedBFN(sigma_1, int(factory["parameters"]["num_bins"]))
-        return ContinuousBFN(sigma_1)
-    if name == "DiscreteBayesianFlow":
-        return DiscreteBFN(float(params["max_sqrt_beta"]) ** 2, int(params["n_classes"]))
+    try:
+        if name == "CtsBayesianFlow":
+            sigma_1 = math.sqrt(float(params["min_variance"]))
+            if (factory or {}).get("class_name") == "DiscretizedNormalFactory":
+                return DiscretisedBFN(sigma_1, int(factory["parameters"]["num_bins"]))
+            return ContinuousBFN(sigma_1)
+        if name == "DiscreteBayesianFlow":
+            return DiscreteBFN(float(params["max_sqrt_beta"]) ** 2, int(params["n_classes"]))
+    except KeyError as exc:
+        raise ValueError(f"config: {name} / distribution_factory parameters lack {exc}") from exc
     raise ValueError(f"config: unsupported bayesian_flow {name!r}; expected CtsBayesianFlow or DiscreteBayesianFlow")
 
 
@@ -306,13 +308,8 @@ def _listing(title: str, items: list[str], limit: int = 12) -> str:
 
 def _optional_keys(model: BFNNetwork) -> set[str]:
     """Fixed (non-learned) buffers that a checkpoint may omit: they are rebuilt identically."""
-    adapter = model.net.input_adapter
-    keys = set()
-    if "pos_feats" in adapter._buffers:
-        keys.add("net.input_adapter.pos_feats")
-    if "pos_embedding" in adapter._buffers:
-        keys.add("net.input_adapter.pos_embedding")
-    return keys
+    buffers = dict(model.net.input_adapter.named_buffers(recurse=False))
+    return {f"net.input_adapter.{name}" for name in ("pos_feats", "pos_embedding") if name in buffers}
 
 
 def _rebuilt_buffers(model_cfg: dict, skeleton: BFNNetwork, state: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -352,7 +349,7 @@ def load_checkpoint(
     config: str | Path | Mapping | None = None,
     *,
     device: str | torch.device = "cpu",
-) -> tuple[BFNNetwork, Any]:
+) -> tuple[BFNNetwork, BFNProcess]:
     """Load an official BFN checkpoint; return ``(model, process)``.
 
     Args:
@@ -362,6 +359,12 @@ def load_checkpoint(
             or a config dict (official BFN or BFN-Solver schema). ``None``: use
             the official preset of the architecture recognised in the file.
         device: where to put the model.
+
+    Note:
+        sigma_1 / beta_1 cannot be read from weights. They come from
+        ``config`` (its ``bayesian_flow``); when ``config`` is None or has no
+        ``bayesian_flow``, from the official preset of the recognised
+        architecture (a discretised UNetVDM then gets the 256-bin preset).
 
     Raises:
         CheckpointError: unreadable file, or a checkpoint whose keys / shapes do
