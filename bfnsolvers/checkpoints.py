@@ -38,7 +38,9 @@ __all__ = [
     "load_checkpoint",
     "make_process",
     "preset_config",
+    "read_embedded_config",
     "read_state_dict",
+    "resolve_checkpoint_path",
     "resolve_config",
 ]
 
@@ -201,6 +203,49 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     return _normalise_keys(state)
 
 
+#: Folder of the checkpoints shipped with the repository (``load_checkpoint("<name>")``).
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
+#: Safetensors metadata key holding a JSON config written by ``bfnsolvers.train``.
+CONFIG_METADATA_KEY = "bfnsolvers_config"
+
+
+def resolve_checkpoint_path(path: str | Path) -> Path:
+    """``path`` itself, or, for a bare name such as ``"digits-continuous"`` that is not an
+    existing file, the shipped ``<repo>/checkpoints/<name>.safetensors`` if it exists."""
+    p = Path(path)
+    if not p.exists() and isinstance(path, str) and p.name == path and p.suffix.lower() not in (
+        ".safetensors", ".pt", ".pth", ".ckpt", ".bin"
+    ):
+        shipped = SHIPPED_DIR / f"{path}.safetensors"
+        if shipped.is_file():
+            return shipped
+    return p
+
+
+def read_embedded_config(path: str | Path) -> dict | None:
+    """The ``model:`` dict stored by ``bfnsolvers.train`` in a safetensors file's metadata
+    (key ``bfnsolvers_config``, JSON ``{"model": {...}, ...}``), or None if there is none."""
+    path = Path(path)
+    if path.suffix.lower() != ".safetensors" or not path.is_file():
+        return None
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            text = (f.metadata() or {}).get(CONFIG_METADATA_KEY)
+    except Exception:  # noqa: BLE001 - unreadable files are reported by read_state_dict
+        return None
+    if text is None:
+        return None
+    try:
+        model_cfg = json.loads(text)["model"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"path: {str(path)!r} has an unreadable {CONFIG_METADATA_KEY!r} metadata entry: {exc}")
+    if not isinstance(model_cfg, dict):
+        raise CheckpointError(f"path: {str(path)!r}: {CONFIG_METADATA_KEY!r} metadata has no 'model' dict")
+    return model_cfg
+
+
 # --------------------------------------------------------------------------- architecture
 
 
@@ -354,10 +399,13 @@ def load_checkpoint(
 
     Args:
         path: ``.pt`` / ``.pth`` (a state dict, possibly nested under ``ema`` /
-            ``model`` / ``state_dict`` ...) or ``.safetensors``.
+            ``model`` / ``state_dict`` ...) or ``.safetensors``; or the bare name of
+            a shipped checkpoint (``"digits-continuous"`` -> ``<repo>/checkpoints/
+            digits-continuous.safetensors``).
         config: preset name (see ``PRESETS``), path to an official YAML config,
-            or a config dict (official BFN or BFN-Solver schema). ``None``: use
-            the official preset of the architecture recognised in the file.
+            or a config dict (official BFN or BFN-Solver schema). ``None``: the
+            config stored in the file's metadata by ``bfnsolvers.train`` if any,
+            else the official preset of the architecture recognised in the file.
         device: where to put the model.
 
     Note:
@@ -371,16 +419,20 @@ def load_checkpoint(
             not match the configured network (all differences are listed).
         ValueError: an invalid ``config``.
     """
+    path = resolve_checkpoint_path(path)
     state = read_state_dict(path)
-    model_cfg = resolve_config(config, state)
+    embedded = read_embedded_config(path) if config is None else None
+    model_cfg = resolve_config(config if embedded is None else embedded, state)
     found, wanted = _architecture(state), _config_architecture(model_cfg)
     source = f"config {config!r}" if isinstance(config, (str, Path)) else "config"
-    if config is None:
+    if embedded is not None:
+        source = f"its embedded {CONFIG_METADATA_KEY!r} config"
+    elif config is None:
         source = f"preset {infer_preset(state)!r}"
     header = f"checkpoint {str(path)!r} does not match {source}"
     if found is not None and found != wanted:
         header += f": the checkpoint holds {_describe(found)}, the config describes {_describe(wanted)}"
-    elif config is None:
+    elif config is None and embedded is None:
         header += " (a network of another size needs config=: an official YAML path or config dict)"
     with torch.device("meta"):  # shapes only: no memory, no initialisation
         skeleton = build_model(model_cfg)
