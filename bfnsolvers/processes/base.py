@@ -37,7 +37,8 @@ def as_time(t: TimeLike, name: str = "t", dtype: torch.dtype = torch.float64) ->
 
 def expand_time(t: Tensor, like: Tensor, event_dims: int = 0) -> Tensor:
     """Broadcast a per-sample time of shape () or (B,) against ``like`` (B, ...)."""
-    t = t.to(like.dtype) if t.dtype != like.dtype else t
+    if like.is_floating_point() and t.dtype != like.dtype:
+        t = t.to(like.dtype)
     if t.dim() == 0:
         return t
     if t.dim() != 1 or t.shape[0] != like.shape[0]:

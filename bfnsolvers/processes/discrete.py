@@ -105,12 +105,18 @@ class DiscreteBFN(BFNProcess):
         """Monte Carlo KL(p_S(.|x; alpha) || sum_k p_O(k) p_S(.|k; alpha)) with one sender sample (BFN eq. 194).
 
         Up to terms equal for every k, ln N(y | alpha(K e_k - 1), alpha K I) = y_k, so the
-        estimate is y_x - logsumexp_k(ln p_O(k) + y_k).
+        estimate is y_x - logsumexp_k(ln p_O(k) + y_k), averaged over an antithetic pair
+        y = alpha x0 +- sqrt(alpha K) noise (bounded variance of n KL as n grows).
         """
-        acc = expand_time(acc, x)
-        y = self.sender_sample(x, acc.unsqueeze(-1), generator)
-        own = y.gather(-1, x.long().unsqueeze(-1)).squeeze(-1)
-        return self._sum_event(own - torch.logsumexp(torch.log_softmax(dist.logits, -1) + y, -1))
+        acc = expand_time(acc, x).unsqueeze(-1)
+        x0 = self.to_x0(x)
+        spread = (acc * self.num_classes).sqrt() * torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+        log_p = torch.log_softmax(dist.logits, -1)
+        kl = 0.0
+        for y in (acc * x0 + spread, acc * x0 - spread):
+            own = y.gather(-1, x.long().unsqueeze(-1)).squeeze(-1)
+            kl = kl + (own - torch.logsumexp(log_p + y, -1)) / 2
+        return self._sum_event(kl)
 
     def log_prob(self, dist: Categorical, x: Tensor) -> Tensor:
         return dist.log_prob(x)
