@@ -51,7 +51,7 @@ __all__ = [
     "official_init",
     "process_hparams",
     "run_train",
-    "test_items",
+    "evaluation_set",
     "train",
 ]
 
@@ -298,7 +298,7 @@ def train_sampler(config: TrainConfig) -> Callable[[int, torch.Generator], Tenso
     return lambda batch, gen: random_text_windows(tokens, config.seq_len, batch, gen)
 
 
-def test_items(data: str, n: int = 256, seq_len: int = 64) -> Tensor:
+def evaluation_set(data: str, n: int = 256, seq_len: int = 64) -> Tensor:
     """The fixed evaluation set: the first ``n`` digits test images, or ``n`` text test
     windows of ``seq_len`` whose starts are evenly spaced over the test split."""
     from .data import DIGITS_NUM_TEST, load_digits_images, load_text_tokens
@@ -537,7 +537,7 @@ def train(config: TrainConfig, out_dir: str | Path | None = "checkpoints", state
             log_path.unlink()
 
     sampler = sampler or train_sampler(config)
-    x_test = test_data if test_data is not None else test_items(config.data, config.eval_items, config.seq_len)
+    x_test = test_data if test_data is not None else evaluation_set(config.data, config.eval_items, config.seq_len)
     dims = int(math.prod(x_test.shape[1:]))
     end = config.steps if stop_at is None else min(stop_at, config.steps)
 
