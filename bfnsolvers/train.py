@@ -51,6 +51,7 @@ __all__ = [
     "official_init",
     "process_hparams",
     "run_train",
+    "sample_quality",
     "evaluation_set",
     "train",
 ]
@@ -348,6 +349,56 @@ def evaluate_loss_inf(model: Callable, process: Any, x: Tensor, seed: int = 0, r
         model.train(was_training)
     per_item = total / repeats / dims
     return per_item.mean().item(), (per_item.std(unbiased=True) / math.sqrt(len(per_item))).item()
+
+
+@torch.no_grad()
+def sample_quality(model: Callable, process: Any, data: str, n: int, *, nfe: int = 1000, solver: str = "bfn",
+                   seed: int = 0, batch_size: int = 256, seq_len: int = 64,
+                   confidence: float = 0.9) -> tuple[Tensor, dict]:
+    """Draw ``n`` samples with ``bfnsolvers.sampling.sample`` and score them; return (samples, metrics).
+
+    Digits: the shipped digits classifier's softmax on each sample; ``confident_fraction``
+    = fraction with max probability >= ``confidence``; ``class_counts``; ``fd_test`` =
+    :func:`bfnsolvers.metrics.digits_fd` against the 297 test images. Text:
+    ``dictionary_word_fraction`` = :func:`bfnsolvers.metrics.spelling_accuracy` (edge
+    words dropped) over all samples, with the number of words scored. Batches of
+    ``batch_size`` share one ``torch.Generator().manual_seed(seed)``.
+    """
+    from .sampling import sample
+
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n: expected a positive integer, got {n!r}")
+    if data not in DATA_KINDS:
+        raise ValueError(f"data: expected one of {DATA_KINDS}, got {data!r}")
+    gen = torch.Generator().manual_seed(seed)
+    shape = (8, 8, 1) if data == "digits" else (seq_len,)
+    parts = []
+    for i in range(0, n, batch_size):
+        b = min(batch_size, n - i)
+        x, _ = sample(model, process, solver=solver, nfe=nfe, shape=(b, *shape), generator=gen)
+        parts.append(x)
+    samples = torch.cat(parts)
+    metrics: dict[str, Any] = {"n": n, "nfe": nfe, "solver": solver, "seed": seed}
+    if data == "digits":
+        from .data import load_digits_images
+        from .metrics import digits_fd, load_digits_classifier
+
+        classifier = load_digits_classifier()
+        probs = torch.softmax(classifier(samples.float().clamp(-1, 1)), -1)
+        top, label = probs.max(-1)
+        metrics.update(confidence=confidence, confident_fraction=(top >= confidence).double().mean().item(),
+                       mean_max_prob=top.double().mean().item(),
+                       class_counts=torch.bincount(label, minlength=10).tolist(),
+                       fd_test=digits_fd(samples, load_digits_images("test")))
+    else:
+        from .data import tokens_to_text
+        from .metrics import spelling_accuracy
+        from .metrics.text import split_words
+
+        texts = tokens_to_text(samples)
+        metrics.update(dictionary_word_fraction=spelling_accuracy(texts),
+                       words=sum(len(split_words(t)) for t in texts), characters=samples.numel())
+    return samples, metrics
 
 
 # --------------------------------------------------------------------------- export
