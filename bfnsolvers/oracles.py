@@ -129,17 +129,17 @@ class MarkovChainOracle:
         return self.log_marginals(theta.double().clamp_min(1e-300).log()).to(theta.dtype)
 
     def log_marginals(self, emission: Tensor) -> Tensor:
-        """ln p(x_l = k | y) by forward-backward with log-potentials ``emission`` (B, L, K)."""
-        log_T = self.trans.log()
+        """ln p(x_l = k | y) by scaled forward-backward with log-potentials ``emission`` (B, L, K)."""
+        phi = torch.exp(emission - emission.amax(-1, keepdim=True))       # potentials in (0, 1], max 1
         L = emission.shape[1]
-        fwd = [self.init.log() + emission[:, 0]]
+        fwd = [_normalise(self.init * phi[:, 0])]
         for l in range(1, L):
-            fwd.append(torch.logsumexp(fwd[-1].unsqueeze(-1) + log_T, 1) + emission[:, l])
-        bwd = [torch.zeros_like(fwd[0])]
+            fwd.append(_normalise((fwd[-1] @ self.trans) * phi[:, l]))
+        bwd = [torch.ones_like(fwd[0])]
         for l in range(L - 1, 0, -1):
-            bwd.append(torch.logsumexp(log_T + (emission[:, l] + bwd[-1]).unsqueeze(1), -1))
-        post = torch.stack(fwd, 1) + torch.stack(bwd[::-1], 1)
-        return torch.log_softmax(post, -1)
+            bwd.append(_normalise((phi[:, l] * bwd[-1]) @ self.trans.T))
+        post = torch.stack(fwd, 1) * torch.stack(bwd[::-1], 1)
+        return torch.log(_normalise(post).clamp_min(1e-300))
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """n exact sequences (n, L) of class indices."""
@@ -186,6 +186,10 @@ def oracle_problem(name: str, seed: int = 0):
         trans = _dirichlet((27, 27), 0.1, seed) + 1e-6
         return MarkovChainOracle(process, torch.ones(27, dtype=torch.float64), trans, 32), process
     raise ValueError(f"oracle problem must be one of ('gmm', 'discretised', 'markov'), got {name!r}")
+
+
+def _normalise(p: Tensor) -> Tensor:
+    return p / p.sum(-1, keepdim=True)
 
 
 def _dirichlet(shape: tuple[int, int], concentration: float, seed: int) -> Tensor:
