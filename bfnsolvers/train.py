@@ -409,6 +409,9 @@ def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         write(str(tmp))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # some writers create 0600 files
         os.replace(tmp, path)
     finally:
         if tmp.exists():
