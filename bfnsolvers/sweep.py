@@ -506,8 +506,13 @@ def _plan_cells(target: SweepTarget, solvers: Sequence[str], nfes: Sequence[int]
         raise ValueError(f"extra_configs must be dicts with unique non-empty 'name' strings, got {configs!r}")
     cells = []
     for cfg in configs:
-        overrides = {k: v for k, v in cfg.items() if k != "name"}
+        only = cfg.get("solvers")
+        if only is not None and (isinstance(only, str) or any(s not in solvers for s in only)):
+            raise ValueError(f"extra_configs[{cfg['name']!r}]['solvers'] must be a list of swept solvers, got {only!r}")
+        overrides = {k: v for k, v in cfg.items() if k not in ("name", "solvers")}
         for solver in solvers:
+            if only is not None and solver not in only:
+                continue
             spec = get_solver(solver)
             for nfe in nfes:
                 for seed in seeds:
@@ -660,8 +665,9 @@ def run_sweep(target: str | SweepTarget, solvers: Sequence[str], nfes: Sequence[
     target: ``oracle:gmm|discretised|markov``, a checkpoint name/path (``config`` goes to
     ``load_checkpoint``) or a :class:`SweepTarget`. schedule / final / t_start / readout /
     dtype: ``sample`` arguments (None: its defaults, resolved and recorded per line).
-    extra_configs: dicts with a unique ``name`` and overrides of those arguments or solver
-    options; each one adds a cell per (solver, NFE, seed). Under torch.distributed
+    extra_configs: dicts with a unique ``name``, overrides of those arguments or solver
+    options, and optionally ``solvers`` (the solvers it applies to; default all); each one
+    adds a cell per (solver, NFE, seed); without it there is one config, "default". Under torch.distributed
     (torchrun) the batches are shared over the ranks and only rank 0 writes and returns
     records (other ranks return []).
     """
@@ -731,6 +737,16 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
+def _json_config(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"--extra-config must be a JSON object: {exc}") from None
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+        raise argparse.ArgumentTypeError(f"--extra-config must be a JSON object with a 'name', got {text!r}")
+    return value
+
+
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Arguments of ``bfnsolvers sweep``."""
     parser.add_argument("--checkpoint", "--target", dest="target", required=True,
@@ -747,6 +763,9 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--t-start", type=float, default=None, help="first grid time (default: per solver)")
     parser.add_argument("--readout", default=None, choices=("mean", "mode", "sample"), help="final readout")
     parser.add_argument("--dtype", default=None, choices=sorted(_DTYPES), help="sampling dtype (default: sample()'s)")
+    parser.add_argument("--extra-config", action="append", type=_json_config, default=[], metavar="JSON",
+                        help='additional config besides the default one, e.g. \'{"name": "uniform", "schedule": '
+                             '"uniform", "solvers": ["bfn"]}\' (repeatable)')
     parser.add_argument("--batch-size", type=int, default=1000, help="samples per sample() call (bounds memory)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: cuda:LOCAL_RANK)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads before sampling")
@@ -765,6 +784,14 @@ def _all_solvers(target: str) -> list[str]:
     return [name for name, spec in SOLVERS.items() if name != "reference" and tgt_kind in spec.data]
 
 
+def _command_line() -> str:
+    import shlex
+
+    prog = Path(sys.argv[0]).name
+    prog = "python -m bfnsolvers.sweep" if prog in ("sweep.py", "__main__.py") else prog
+    return " ".join([prog, shlex.join(sys.argv[1:])])
+
+
 def run_sweep_cli(args: argparse.Namespace) -> int:
     """``bfnsolvers sweep``: run the sweep (resuming), optionally render the report; returns an exit code."""
     if args.threads is not None:
@@ -772,8 +799,9 @@ def run_sweep_cli(args: argparse.Namespace) -> int:
     solvers = _all_solvers(args.target) if args.solvers == "all" else [s for s in args.solvers.split(",") if s]
     records = run_sweep(args.target, solvers, args.nfe, args.samples, args.seed, args.out, schedule=args.schedule,
                         final=args.final, progress=not args.no_progress, batch_size=args.batch_size,
+                        extra_configs=[{"name": "default"}, *args.extra_config] if args.extra_config else None,
                         t_start=args.t_start, readout=args.readout, dtype=args.dtype, device=args.device,
-                        config=args.config, command=" ".join(["bfnsolvers", *sys.argv[1:]]))
+                        config=args.config, command=_command_line())
     if records:
         errors = sum(r.get("status") == "error" for r in records)
         print(f"{len(records)} cells in {Path(args.out) / RESULTS_FILE} ({errors} with errors)")
@@ -783,3 +811,13 @@ def run_sweep_cli(args: argparse.Namespace) -> int:
             render_report(args.out)
             print(f"report: {Path(args.out) / 'report.md'}")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m bfnsolvers.sweep ...`` (the same arguments as ``bfnsolvers sweep``)."""
+    parser = add_sweep_arguments(argparse.ArgumentParser(prog="python -m bfnsolvers.sweep", description=__doc__.splitlines()[0]))
+    return run_sweep_cli(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
