@@ -71,11 +71,11 @@ def _metric_names(records: list[dict]) -> list[str]:
     return names
 
 
-def _floor(records: list[dict], metric: str) -> float | None:
-    """Mean over seeds of the noise floor (it depends only on seed and sample size)."""
+def _floor(records: list[dict], metric: str, field: str = "noise_floor") -> float | None:
+    """Mean over seeds of the noise floor (it depends only on seed and sample size), or of its std."""
     per_seed = {}
     for r in records:
-        value = (r.get("noise_floor") or {}).get(metric)
+        value = (r.get(field) or {}).get(metric)
         if value is not None:
             per_seed[(r.get("seed"), r.get("samples"))] = value
     return statistics.fmean(per_seed.values()) if per_seed else None
@@ -159,20 +159,25 @@ def _plot(records: list[dict], metric: str, path: Path, title: str) -> None:
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     spec = _spec(records, metric)
     absolute = spec["better"] == "zero"
     floor = _floor(records, metric)
     table = _table(records, metric)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(9, 5))
+    kinds = {_row(r): (r.get("config") or {}).get("solver_kind") for r in records}
+    colours = plt.get_cmap("tab20").colors
     values = []
-    for row in sorted(table, key=lambda r: (r != "bfn", r)):
+    for i, row in enumerate(sorted(table, key=lambda r: (not r.startswith("bfn ") and r != "bfn", r))):
         cols = table[row]
         nfes = sorted(cols)
         ys = [abs(cols[n][0]) if absolute else cols[n][0] for n in nfes]
         errs = [cols[n][1] or 0.0 for n in nfes]
         values += ys
-        style = {"color": "black", "linewidth": 2.2} if row == "bfn" else {}
+        style = {"color": colours[(2 * i) % 20 + (2 * i // 20) % 2], "linestyle": "-." if kinds.get(row) == "sde" else "-"}
+        if row == "bfn" or row.startswith("bfn ["):
+            style.update(color="black" if row == "bfn" else "dimgrey", linewidth=2.2)
         if any(errs):
             ax.errorbar(nfes, ys, yerr=errs, marker="o", markersize=3, capsize=2, label=row, **style)
         else:
@@ -181,7 +186,13 @@ def _plot(records: list[dict], metric: str, path: Path, title: str) -> None:
         f = abs(floor) if absolute else floor
         values.append(f)
         ax.axhline(f, color="grey", linestyle="--", linewidth=1.2, label="noise floor (exact vs exact)")
+        spread = _floor(records, metric, "noise_floor_std")
+        if spread:
+            ax.axhspan(f - spread, f + spread, color="grey", alpha=0.12, linewidth=0)
     ax.set_xscale("log")
+    ticks = sorted({n for cols in table.values() for n in cols})
+    ax.set_xticks(ticks, [str(n) for n in ticks])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     finite = [v for v in values if v is not None and math.isfinite(v)]
     if (spec.get("log_scale") or absolute) and finite and min(finite) > 0:
         ax.set_yscale("log")
@@ -189,7 +200,7 @@ def _plot(records: list[dict], metric: str, path: Path, title: str) -> None:
     ax.set_ylabel(("|" + metric + "|") if absolute else metric)
     ax.set_title(f"{title}\n{spec['label']}", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2, loc="best")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -238,6 +249,8 @@ def _config_lines(recs: list[dict]) -> list[str]:
     walls = [r["timing"]["wall_time_s"] for r in recs if isinstance(r.get("timing"), dict)]
     if walls:
         lines.append(f"- total sampling wall time: {sum(walls):.1f} s over {len(walls)} cells")
+    for note in _distinct(recs, lambda r: r["noise_floor_method"]):
+        lines.append(f"- noise floor: {note}")
     for c in _distinct(recs, lambda r: r["command"]):
         lines.append(f"- command: `{c}`")
     return lines
@@ -286,7 +299,9 @@ def _section(target: str, recs: list[dict], out: Path, baselines: list[str], ref
                     cells.append("err" if (row, n) in errors else "")
             md.append(f"| {row} | " + " | ".join(cells) + " |")
         if floor is not None:
-            md.append("| *noise floor* | " + " | ".join(_fmt(floor) for _ in nfes) + " |")
+            spread = _floor(recs, metric, "noise_floor_std")
+            text = _fmt(floor) + (f" ± {_fmt(spread)}" if spread is not None else "")
+            md.append("| *noise floor* | " + " | ".join(text for _ in nfes) + " |")
         png = f"{metric}.png" if single else f"{_slug(target)}_{metric}.png"
         _plot(recs, metric, out / png, target)
         md += ["", f"![{target} {metric}]({png})", ""]
@@ -319,6 +334,7 @@ def render_report(out_dir: str | Path, *, baseline: str | Sequence[str] | None =
     """
     out = Path(out_dir)
     records = _load(out) if (out / "results.jsonl").is_file() else []
+    records = list({r.get("key", id(r)): r for r in records}.values())  # a re-run cell: its last line counts
     if baseline is None:
         baselines = sorted({_row(r) for r in records if r.get("solver") == "bfn"}, key=lambda r: (r != "bfn", r))
         baselines = baselines or ["bfn"]
@@ -338,7 +354,8 @@ def render_report(out_dir: str | Path, *, baseline: str | Sequence[str] | None =
     md = [f"# NFE vs quality: {out.name}", "",
           f"{len(records)} cells from `results.jsonl`. Tables: mean over seeds (± sample std when there are several "
           "seeds). Noise floor: the same metric between two independent exact (oracle) or real (data) sample sets of "
-          "the same size. Plots: log NFE axis, one line per solver, the noise floor dashed.", ""]
+          "the same size (± the std over replicate sets where there are several). Plots: log NFE axis, one line per "
+          "solver, the noise floor dashed (its ±1 std band shaded).", ""]
     for target, recs in by_target.items():
         md += _section(target, recs, out, baselines, reference_nfe, len(by_target) == 1)
     text = "\n".join(md).rstrip() + "\n"

@@ -1,8 +1,10 @@
 """NFE-vs-quality sweeps: run solvers x NFEs x seeds on an oracle problem or a checkpoint.
 
 ``run_sweep`` writes one JSON line per finished cell to ``out_dir/results.jsonl``
-(written whole, then flushed and fsynced; a re-run skips finished cells and drops a
-trailing partial line, so a crash loses at most the cell in flight). Samples are
+(written whole, then flushed and fsynced; a re-run skips finished cells -- status "ok",
+or "error" for a deterministic failure such as too small an NFE; "failed" (out of
+memory) is retried -- and drops a trailing partial line, so a crash loses at most the
+cell in flight). Samples are
 drawn in batches; batch ``b`` of seed ``s`` always uses a generator seeded with
 :func:`batch_seed` ``(s, b)``, so the sample set depends on the batch size but not on
 the number of ranks: under ``torchrun`` (``torch.distributed``; gloo on CPU, NCCL on
@@ -22,6 +24,7 @@ import os
 import platform
 import re
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -53,6 +56,8 @@ RESULTS_FILE = "results.jsonl"
 ORACLE_PREFIX = "oracle:"
 ORACLE_NAMES = ("gmm", "discretised", "markov")
 Better = Literal["lower", "higher", "zero", "floor"]
+#: Independent exact sets whose metrics against the reference set average into an oracle's noise floor.
+FLOOR_REPLICATES = 8
 #: Keys of an extra config that go to ``sample`` by name; any other key is a solver option.
 SAMPLE_KEYS = ("schedule", "final", "t_start", "readout", "dtype")
 
@@ -75,8 +80,9 @@ class Metric:
 class SweepTarget:
     """What a sweep samples from and how it scores samples.
 
-    evaluate(samples, seed) -> (metrics, noise floor): both dicts over ``metrics`` names;
-    the floor is the same metric for exact/real samples of the same size.
+    evaluate(samples, seed) -> (metrics, noise floor, floor std): dicts over ``metrics``
+    names; the floor is the same metric for exact/real samples of the same size (a mean
+    over replicate sets where there are several, with their std; else the std dict is empty).
     """
 
     name: str
@@ -84,9 +90,10 @@ class SweepTarget:
     process: Any
     shape: tuple[int, ...]
     metrics: tuple[Metric, ...]
-    evaluate: Callable[[Tensor, int], tuple[dict[str, float], dict[str, float]]]
+    evaluate: Callable[[Tensor, int], tuple[dict[str, float], dict[str, float], dict[str, float]]]
     primary: str
     description: str = ""
+    floor_note: str = ""
 
 
 def _tag_generator(seed: int, tag: str) -> torch.Generator:
@@ -113,14 +120,19 @@ def _move_tensors(obj: Any, device: torch.device) -> Any:
 
 def _oracle_target(name: str, device: torch.device) -> SweepTarget:
     oracle, process = oracle_problem(name)
-    cache: dict[tuple[int, int], tuple[Tensor, Tensor, dict]] = {}
+    cache: dict[tuple[int, int], tuple[Tensor, dict, dict]] = {}
 
-    def exact_sets(seed: int, n: int) -> tuple[Tensor, Tensor, dict]:
+    def exact_sets(seed: int, n: int) -> tuple[Tensor, dict, dict]:
+        """Exact set A (the reference) and the floor: mean and std of the metrics of
+        FLOOR_REPLICATES more independent exact sets of the same size against A."""
         if (seed, n) not in cache:
             a = oracle.sample(n, _tag_generator(seed, f"exact-a|{name}"))
-            b = oracle.sample(n, _tag_generator(seed, f"exact-b|{name}"))
+            reps = [score(oracle.sample(n, _tag_generator(seed, f"exact-b{r}|{name}")), a, seed)
+                    for r in range(FLOOR_REPLICATES)]
+            mean = {k: statistics.fmean(r[k] for r in reps) for k in reps[0]}
+            std = {k: statistics.stdev(r[k] for r in reps) for k in reps[0]}
             cache.clear()
-            cache[(seed, n)] = (a, b, score(b, a, seed))
+            cache[(seed, n)] = (a, mean, std)
         return cache[(seed, n)]
 
     def sw2(x: Tensor, ref: Tensor, seed: int) -> float:
@@ -163,13 +175,15 @@ def _oracle_target(name: str, device: torch.device) -> SweepTarget:
             return {"entropy_gap": nll - entropy, "nll": nll, "sw2_onehot": sw2(onehot(x), onehot(ref), seed)}
         shape, model, primary = (oracle.length,), oracle, "entropy_gap"
 
-    def evaluate(samples: Tensor, seed: int) -> tuple[dict, dict]:
-        a, _, floor = exact_sets(seed, samples.shape[0])
-        return score(samples, a, seed), floor
+    def evaluate(samples: Tensor, seed: int) -> tuple[dict, dict, dict]:
+        a, floor, floor_std = exact_sets(seed, samples.shape[0])
+        return score(samples, a, seed), floor, floor_std
 
     desc = f"{type(oracle).__name__} (oracles.oracle_problem({name!r}))"
+    note = (f"mean (and std) of the metrics of {FLOOR_REPLICATES} independent exact sample sets of the same size "
+            "against the exact reference set the samples are scored against")
     return SweepTarget(ORACLE_PREFIX + name, _move_tensors(model, device), process, shape, metrics, evaluate,
-                       primary, desc)
+                       primary, desc, note)
 
 
 @functools.lru_cache(maxsize=1)
@@ -210,11 +224,11 @@ def _digits_target(name: str, model: Any, process: Any) -> SweepTarget:
         if (seed, n) not in floors:
             idx = torch.randperm(len(train), generator=_tag_generator(seed, "digits-floor"))[:min(n, len(train))]
             floors[(seed, n)] = {"fd": digits_fd(train[idx], test, classifier)}
-        return {"fd": digits_fd(samples.float().cpu(), test, classifier)}, floors[(seed, n)]
+        return {"fd": digits_fd(samples.float().cpu(), test, classifier)}, floors[(seed, n)], {}
 
     metric = Metric("fd", "Frechet digits distance to the test set (squared; not FID)", "lower", True)
-    return SweepTarget(name, model, process, (8, 8, 1), (metric,), evaluate, "fd",
-                       "digits checkpoint; noise floor = min(N, 1500) train images vs the 297 test images")
+    return SweepTarget(name, model, process, (8, 8, 1), (metric,), evaluate, "fd", f"digits checkpoint {name!r}",
+                       "FD of min(N, 1500) random train images to the 297 test images")
 
 
 def _text_target(name: str, model: Any, process: Any, seq_len: int) -> SweepTarget:
@@ -232,12 +246,12 @@ def _text_target(name: str, model: Any, process: Any, seq_len: int) -> SweepTarg
         if (seed, n) not in floors:
             real = random_text_windows(load_text_tokens("test"), seq_len, n, _tag_generator(seed, "text-floor"))
             floors[(seed, n)] = score(real)
-        return score(samples), floors[(seed, n)]
+        return score(samples), floors[(seed, n)], {}
 
     metrics = (Metric("spelling_accuracy", "spelling accuracy (fraction of dictionary words)", "higher"),
                Metric("char_nll", "char 7-gram NLL, KJV train fit (nats/char)", "floor"))
     return SweepTarget(name, model, process, (seq_len,), metrics, evaluate, "spelling_accuracy",
-                       "text checkpoint; noise floor = random windows of the KJV test split")
+                       f"text checkpoint {name!r}", f"N random windows of {seq_len} characters of the KJV test split")
 
 
 def resolve_target(target: str | SweepTarget, *, config: Any = None, device: str | torch.device = "cpu") -> SweepTarget:
@@ -553,7 +567,7 @@ def _run_cell(cell: _Cell, target: SweepTarget, samples: int, batch_size: int, d
     n_batches = math.ceil(samples / batch_size)
     kw = dict(cell.sample_kwargs)
     kw["readout_as"] = kw.pop("readout")
-    parts, infos, error = [], [], None
+    parts, infos, error, transient = [], [], None, False
     with _PeakMemory(device) as mem:
         start = time.perf_counter()
         try:
@@ -568,12 +582,14 @@ def _run_cell(cell: _Cell, target: SweepTarget, samples: int, batch_size: int, d
                                   "t_first": float(info.times[0]), "t_last": float(info.times[-1]),
                                   "schedule": info.schedule, "final": info.final})
                     on_batch(size)
-        except (ValueError, FloatingPointError, RuntimeError) as exc:
+        except (torch.cuda.OutOfMemoryError, MemoryError) as exc:  # transient: the cell is retried on resume
+            error, transient = f"{type(exc).__name__}: {exc}", True
+        except (ValueError, FloatingPointError, RuntimeError) as exc:  # deterministic for the cell's seed
             error = f"{type(exc).__name__}: {exc}"
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         wall = time.perf_counter() - start
-    return {"rank": d.rank, "parts": parts, "infos": infos, "error": error, "wall": wall,
+    return {"rank": d.rank, "parts": parts, "infos": infos, "error": error, "transient": transient, "wall": wall,
             "peak": mem.peak, "memory_kind": mem.kind}
 
 
@@ -584,7 +600,8 @@ def _record(cell: _Cell, target: SweepTarget, shares: list[dict], samples: int, 
     infos = [i for s in shares for i in s["infos"]]
     wall = max(s["wall"] for s in shares)
     rec: dict[str, Any] = {
-        "key": cell.key, "status": "error" if errors else "ok", "target": target.name, "solver": cell.solver,
+        "key": cell.key, "status": ("failed" if any(s["transient"] for s in shares) else "error") if errors else "ok",
+        "target": target.name, "solver": cell.solver,
         "nfe": cell.nfe, "nfe_spent": None, "seed": cell.seed, "config_name": cell.config_name, "samples": samples,
         "primary_metric": target.primary,
         "metric_spec": {m.name: {"label": m.label, "better": m.better, "log_scale": m.log_scale} for m in target.metrics},
@@ -604,9 +621,10 @@ def _record(cell: _Cell, target: SweepTarget, shares: list[dict], samples: int, 
         x = torch.cat([p[1] for p in parts])
         assert x.shape[0] == samples, (x.shape, samples)
         t0 = time.perf_counter()
-        metrics, floor = target.evaluate(x, cell.seed)
+        metrics, floor, floor_std = target.evaluate(x, cell.seed)
         metric_s = time.perf_counter() - t0
-        rec["metrics"], rec["noise_floor"] = metrics, floor
+        rec["metrics"], rec["noise_floor"], rec["noise_floor_std"] = metrics, floor, floor_std
+        rec["noise_floor_method"] = target.floor_note
     rec["config"] = cell.config
     rec["timing"] = {"wall_time_s": wall, "samples_per_s": samples / wall if wall > 0 and not errors else None,
                      "sampling_time_s": sum(i["wall"] for i in infos), "gather_time_s": gather_s,
@@ -699,7 +717,7 @@ def run_sweep(target: str | SweepTarget, solvers: Sequence[str], nfes: Sequence[
         pending_keys = None
         if d.rank == 0:
             out.mkdir(parents=True, exist_ok=True)
-            done = {r.get("key") for r in read_results(out, repair=True)}
+            done = {r.get("key") for r in read_results(out, repair=True) if r.get("status") in ("ok", "error")}
             pending_keys = [c.key for c in cells if c.key not in done]
         pending_keys = set(_broadcast(pending_keys, d))
         todo = [c for c in cells if c.key in pending_keys]
