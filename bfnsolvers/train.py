@@ -634,8 +634,11 @@ def train(config: TrainConfig, out_dir: str | Path | None = "checkpoints", state
             ema_loss = value if math.isnan(ema_loss) else 0.98 * ema_loss + 0.02 * value
             elapsed += time.perf_counter() - t0
             steps_window += 1
-            if time.perf_counter() - t_window > 2:
-                its, t_window, steps_window = steps_window / (time.perf_counter() - t_window), time.perf_counter(), 0
+            now = time.perf_counter()
+            if now - t_window > 2:
+                its, t_window, steps_window = steps_window / (now - t_window), now, 0
+            elif its == 0.0:
+                its = steps_window / max(now - t_window, 1e-9)
             if step % config.log_every == 0 or step == end:
                 log({"step": step, "loss": value, "ema_loss": ema_loss, "lr": lr, "grad_norm": grad_norm,
                      "elapsed": round(elapsed, 2)})
