@@ -272,6 +272,11 @@ def _section(target: str, recs: list[dict], out: Path, baselines: list[str], ref
         else:
             md += [f"`{baseline}` at NFE {ref[0]} (spent {ref[1]:g}): {primary} = {_fmt(ref[2])}. A solver matches it at the "
                    f"smallest NFE whose mean {primary} is at least as good; speedup = {ref[1]:g} / NFE spent there.", ""]
+            floor, spread = _floor(recs, primary), _floor(recs, primary, "noise_floor_std")
+            if floor is not None and spread and abs(_score(ref[2], spec["better"], floor)
+                                                     - _score(floor, spec["better"], floor)) < spread:
+                md += [f"Note: this is within one std ({_fmt(spread)}) of the noise floor ({_fmt(floor)}), so which NFE "
+                       "first matches it is decided by sampling noise; more samples or seeds would sharpen it.", ""]
             md += ["| solver | " + " | ".join(f"{m}: NFE to match | speedup" for m in metrics) + " |",
                    "|---|" + "---|---|" * len(metrics)]
             per_metric = {m: speedups(recs, m, baseline, reference_nfe)[1] for m in metrics}

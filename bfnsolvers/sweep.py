@@ -1,15 +1,15 @@
 """NFE-vs-quality sweeps: run solvers x NFEs x seeds on an oracle problem or a checkpoint.
 
 ``run_sweep`` writes one JSON line per finished cell to ``out_dir/results.jsonl``
-(written whole, then flushed and fsynced; a re-run skips finished cells -- status "ok",
-or "error" for a deterministic failure such as too small an NFE; "failed" (out of
-memory) is retried -- and drops a trailing partial line, so a crash loses at most the
-cell in flight). Samples are
-drawn in batches; batch ``b`` of seed ``s`` always uses a generator seeded with
-:func:`batch_seed` ``(s, b)``, so the sample set depends on the batch size but not on
-the number of ranks: under ``torchrun`` (``torch.distributed``; gloo on CPU, NCCL on
-GPU) rank ``r`` draws batches ``b = r, r + W, ...``, rank 0 gathers them in batch order,
-computes the metrics and writes the lines. ``bfnsolvers.report`` renders the results.
+(written whole, then flushed and fsynced). A re-run skips finished cells (status "ok",
+or "error" for a deterministic failure such as too small an NFE; "failed" cells, out of
+memory or an unexpected exception, are retried) and drops a trailing partial line, so a
+crash loses at most the cell in flight. Samples are drawn in batches; batch ``b`` of
+seed ``s`` always uses a generator seeded with :func:`batch_seed` ``(s, b)``, so the
+sample set depends on the batch size but not on the number of ranks: under ``torchrun``
+(``torch.distributed``; gloo on CPU, NCCL on GPU) rank ``r`` draws batches
+``b = r, r + W, ...``; rank 0 gathers them in batch order, computes the metrics and
+writes the lines. ``bfnsolvers.report`` renders the results.
 """
 from __future__ import annotations
 
@@ -586,6 +586,8 @@ def _run_cell(cell: _Cell, target: SweepTarget, samples: int, batch_size: int, d
             error, transient = f"{type(exc).__name__}: {exc}", True
         except (ValueError, FloatingPointError, RuntimeError) as exc:  # deterministic for the cell's seed
             error = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # noqa: BLE001 - unexpected (a bug, a bad solver option): recorded, retried on resume;
+            error, transient = f"{type(exc).__name__}: {exc}", True  # caught so that the other ranks do not hang
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         wall = time.perf_counter() - start
