@@ -14,7 +14,6 @@ writes the lines. ``bfnsolvers.report`` renders the results.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import hashlib
 import inspect
@@ -31,13 +30,12 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import torch
 from torch import Tensor
 
 from .oracles import oracle_problem
-from .processes import DiscreteBFN
 from .sampling import data_kind, default_t_start, sample
 from .solvers import SOLVERS, get_solver
 
