@@ -1,0 +1,165 @@
+"""Solvers: measured convergence orders, determinism, robustness, and the sampling API's errors."""
+import functools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from bfnsolvers import ContinuousBFN, DiscreteBFN, DiscretisedBFN
+from bfnsolvers.models import Denoiser
+from bfnsolvers.oracles import DiscretisedOracle, GaussianMixtureOracle, MarkovChainOracle
+from bfnsolvers.sampling import sample
+from bfnsolvers.schedules import get_times
+from bfnsolvers.solvers import SOLVERS, get_solver
+
+
+def gmm_problem():
+    process = ContinuousBFN(1e-3, x_range=None)
+    means = torch.tensor([[0.5, 0.3], [-0.4, -0.2], [0.1, -0.6]], dtype=torch.float64)
+    return GaussianMixtureOracle(process, means, 0.15), process
+
+
+def markov_problem():
+    process = DiscreteBFN(2.0, 4)
+    trans = torch.rand(4, 4, generator=torch.Generator().manual_seed(0)) + 0.2
+    return MarkovChainOracle(process, torch.ones(4), trans, 5), process
+
+
+@functools.lru_cache(maxsize=None)
+def reference_problem(problem: str):
+    """(oracle, process, z0, z_ref(1), t0): the start state and its dopri5 solution at t = 1 (rtol 1e-11)."""
+    oracle, process = gmm_problem() if problem == "gmm" else markov_problem()
+    shape, t0 = ((64, 2), 1e-6) if problem == "gmm" else ((16, 5, 4), 2e-3)
+    z0 = process.prior_state(shape, t0, torch.Generator().manual_seed(1), torch.float64)
+    ref = SOLVERS["reference"](Denoiser(oracle, process), z0, torch.tensor([t0, 1.0], dtype=torch.float64),
+                               rtol=1e-11, atol=1e-11)
+    return oracle, process, z0, ref, t0
+
+
+def measured_order(problem, solver, steps):
+    """Fitted log-log slope of max |z_solver(1) - z_ref(1)| against the number of steps (float64, log-SNR grid)."""
+    oracle, process, z0, ref, t0 = reference_problem(problem)
+    errors = [(get_solver(solver)(Denoiser(oracle, process), z0, get_times("logsnr", n, process, t0)) - ref).abs().max().item()
+              for n in steps]
+    return -np.polyfit(np.log(steps), np.log(errors), 1)[0], errors
+
+
+ODE_SOLVERS = [name for name, spec in SOLVERS.items() if spec.kind == "ode" and name != "reference"]
+
+
+@pytest.mark.parametrize("solver", ODE_SOLVERS)
+@pytest.mark.parametrize("problem", ["gmm", "markov"])
+def test_convergence_order(solver, problem):
+    """Start at a low log-SNR (x0_hat nearly constant there), so the lower-order warm-up steps do not
+    limit the global order. Run with -s to see the measured slopes."""
+    spec = get_solver(solver)
+    if problem == "gmm" and spec.data == ("discrete",):
+        pytest.skip(f"{solver} is for discrete data")
+    if problem == "gmm" and solver == "euler":
+        pytest.skip("Euler in t is far from its asymptotic regime on this stiff problem (g^2/2s^2 ~ 1e6 near t = 1 "
+                    "for sigma_1 = 1e-3): slope 1.6 over 256-2048 steps; its order is measured on the Markov oracle")
+    steps = [128, 256, 512, 1024] if solver == "euler" else [32, 64, 128, 256]
+    slope, errors = measured_order(problem, solver, steps)
+    print(f"\n{problem:7s} {solver:16s} nominal order {spec.order}, measured slope {slope:.2f}, errors "
+          + " ".join(f"{e:.2e}" for e in errors))
+    assert abs(slope - spec.order) <= 0.3
+
+
+ALL_SOLVERS = [name for name in SOLVERS if name != "reference"]
+
+
+def problems():
+    gmm, cp = gmm_problem()
+    dp = DiscretisedBFN(math.sqrt(1e-3), 17)
+    disc = DiscretisedOracle(dp, torch.rand(2, 17, generator=torch.Generator().manual_seed(0)) + 0.05)
+    markov, mp = markov_problem()
+    return {"continuous": (gmm, cp, (2,)), "discretised": (disc, dp, (2,)), "discrete": (markov, mp, (5,))}
+
+
+@pytest.mark.parametrize("kind", ["continuous", "discretised", "discrete"])
+def test_deterministic_given_seed_and_any_batch_size(kind):
+    model, process, data_shape = problems()[kind]
+    for solver in ALL_SOLVERS:
+        if kind not in get_solver(solver).data:
+            continue
+        runs = [sample(model, process, solver, nfe=6, shape=(3,) + data_shape, generator=torch.Generator().manual_seed(7))[0]
+                for _ in range(2)]
+        assert torch.equal(runs[0], runs[1]), solver
+        for batch in (1, 1000):
+            x, info = sample(model, process, solver, nfe=4, shape=(batch,) + data_shape,
+                             generator=torch.Generator().manual_seed(0))
+            assert x.shape[0] == batch and info.nfe == 4
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("kind", ["continuous", "discretised", "discrete"])
+def test_finite_for_nfe_1_to_1000(kind, dtype):
+    model, process, data_shape = problems()[kind]
+    for solver in ALL_SOLVERS:
+        if kind not in get_solver(solver).data:
+            continue
+        cases = [(1, "state", "logsnr"), (1, "drop", "uniform"), (2, "denoise", "logsnr"), (3, "denoise", "uniform"),
+                 (17, "drop", "quadratic")]
+        if dtype == torch.float32:                    # float32 is where overflow would show first
+            cases.append((1000, "denoise", "logsnr"))
+        for nfe, final, schedule in cases:
+            x, info = sample(model, process, solver, nfe=nfe, schedule=schedule, final=final, shape=(2,) + data_shape,
+                             generator=torch.Generator().manual_seed(0), dtype=dtype)
+            assert info.nfe == nfe, (solver, nfe, final, info.nfe)
+            if x.is_floating_point():
+                assert torch.isfinite(x).all(), (solver, nfe, final, schedule)
+
+
+def test_sampling_api_errors():
+    model, process, shape = problems()["continuous"]
+    with pytest.raises(ValueError, match="solver must be one of .*bfn-solver\\+\\+2"):
+        sample(model, process, "dpm-solver", nfe=10, shape=(2, 2))
+    with pytest.raises(ValueError, match="nfe must be at least 2"):
+        sample(model, process, "bfn-solver++2", nfe=1, shape=(2, 2))
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        sample(model, process, "bfn-solver++2", nfe=10, schedule="cosine", shape=(2, 2))
+    with pytest.raises(ValueError, match="schedule times must increase"):
+        sample(model, process, "bfn-solver++2", schedule=[0.5, 0.2, 1.0], shape=(2, 2))
+    with pytest.raises(ValueError, match="shape"):
+        sample(model, process, "bfn-solver++2", nfe=10, shape=None)
+    with pytest.raises(ValueError, match="discrete"):
+        sample(model, process, "bfn-solver2-s", nfe=10, shape=(2, 2))
+
+    def wrong_shape(mu, t):
+        return torch.zeros(mu.shape[0], 3)
+    with pytest.raises(ValueError, match="model output must have the state's shape"):
+        sample(wrong_shape, process, "bfn-solver++2", nfe=10, shape=(2, 2))
+    with pytest.raises(ValueError, match="final"):
+        sample(model, process, "bfn-solver++2", nfe=10, shape=(2, 2), final="last")
+
+
+def test_nfe_is_counted_not_assumed():
+    model, process, shape = problems()["continuous"]
+    calls = []
+
+    def counting(mu, t):
+        calls.append(1)
+        return model(mu, t)
+    counting.output_type = "x"
+    _, info = sample(counting, process, "bfn-solver++3", nfe=9, shape=(2, 2))
+    assert info.nfe == len(calls) == 9
+    calls.clear()
+    _, info = sample(counting, process, "reference", shape=(2, 2), dtype=torch.float64)
+    assert info.nfe == len(calls) > 20
+
+
+def test_registry_lists_order_kind_and_data():
+    for name, spec in SOLVERS.items():
+        assert spec.kind in ("ode", "sde") and spec.order >= 1 and spec.data, name
+    assert get_solver("bfn-solver++3").order == 3 and not get_solver("bfn-solver++3").stochastic
+    assert get_solver("sde-bfn-solver++2").stochastic
+
+
+def test_callback_and_trajectory():
+    model, process, shape = problems()["discrete"]
+    seen = []
+    x, info = sample(model, process, "bfn-solver++2", nfe=5, shape=(2, 5), callback=seen.append, return_trajectory=True)
+    assert [s["i"] for s in seen] == [0, 1, 2, 3]
+    assert len(info.trajectory) == 5 and info.trajectory[0].shape == (2, 5, 4)
+    assert info.times.shape == (5,) and info.wall_time > 0
