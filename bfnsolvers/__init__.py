@@ -1,5 +1,10 @@
 """bfnsolvers: fast samplers for Bayesian Flow Networks."""
+from .checkpoints import PRESETS, CheckpointError, load_checkpoint
+from .models import Denoiser
 from .processes import BFNProcess, ContinuousBFN, DiscreteBFN, DiscretisedBFN
+from .sampling import SampleInfo, sample
+from .solvers import SOLVERS, get_solver
 
 __version__ = "0.1.0"
-__all__ = ["BFNProcess", "ContinuousBFN", "DiscretisedBFN", "DiscreteBFN"]
+__all__ = ["BFNProcess", "ContinuousBFN", "DiscretisedBFN", "DiscreteBFN", "Denoiser", "sample", "SampleInfo",
+           "SOLVERS", "get_solver", "load_checkpoint", "CheckpointError", "PRESETS"]
