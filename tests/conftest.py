@@ -13,3 +13,10 @@ def testvectors() -> Path:
     if not (TESTVECTORS / "README.md").exists():
         pytest.skip(f"reference test vectors not found at {TESTVECTORS} (they live in ../shared/testvectors)")
     return TESTVECTORS
+
+
+# The tests use small tensors: one thread avoids oversubscribing CI's 2 cores (10-50x slowdowns seen
+# when two test processes each used two threads).
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
