@@ -41,8 +41,7 @@ class DiscretisedBFN(ContinuousBFN):
             raise ValueError(f"eps_gaussian output must have shape {tuple(z.shape) + (2,)}, got {tuple(output.shape)}")
         mu_x = self._eps_to_x(z, output[..., 0], t)
         tt = expand_time(as_time(t).to(z.device), z)
-        gamma = self.gamma(tt.clamp_min(self.t_min)).to(z.dtype)
-        sigma_x = ((1 - gamma) / gamma).sqrt() * output[..., 1].clamp(-10, 10).exp()
+        sigma_x = self.noise_ratio(tt, z.dtype)[1] * output[..., 1].clamp(-10, 10).exp()
         sigma_x = torch.where(tt < self.t_min, torch.ones_like(sigma_x), sigma_x).clamp(1e-3, 10)
         return DiscretisedGaussian(mu_x, sigma_x, self.num_bins)
 
