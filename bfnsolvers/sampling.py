@@ -1,6 +1,7 @@
 """``sample``: wrap the model, build the grid, draw the start state, run a solver, read out."""
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Literal, Sequence
@@ -37,11 +38,26 @@ def data_kind(process: BFNProcess) -> str:
     return "discrete" if isinstance(process, DiscreteBFN) else ("discretised" if hasattr(process, "num_bins") else "continuous")
 
 
+#: Default log-SNR span of the grid: it starts where lambda = lambda(1) - DEFAULT_SPAN
+#: (benchmarks/beyond.py; t = 0.0092 for sigma_1 = 1e-3, t = 3.4e-4 for text8's beta_1 and K).
+DEFAULT_SPAN = 8.0
+
+
 def default_t_start(process: BFNProcess, solver: str) -> float:
-    """The original sampler starts at the prior (t = 0); the others at the published eta."""
+    """The original sampler starts at the prior (t = 0); the others where lambda = lambda(1) - DEFAULT_SPAN."""
     if solver == "bfn":
         return 0.0
-    return PUBLISHED_ETA["discrete" if isinstance(process, DiscreteBFN) else "continuous"]
+    return float(process.t_of_lam(process.lam(1.0) - DEFAULT_SPAN))
+
+
+def default_schedule(solver: str) -> str:
+    """The original sampler on its uniform-in-t grid (Graves et al.); the others uniform in log-SNR."""
+    return "uniform" if solver == "bfn" else "logsnr"
+
+
+def default_final(solver: str) -> str:
+    """The original sampler ends with a call at t = 1; the others with x0_hat at the last-but-one time."""
+    return "denoise" if solver == "bfn" else "drop"
 
 
 def plan_steps(nfe: int, final: Final, nfe_per_step: int) -> int:
@@ -78,8 +94,8 @@ def state_readout(process: BFNProcess, z: Tensor, t: Tensor) -> Tensor:
 
 
 def sample(model: Callable | Denoiser, process: BFNProcess, solver: str = "bfn-solver++2", nfe: int = 10,
-           schedule: ScheduleName | Sequence[float] | Tensor = "logsnr", shape: Sequence[int] | None = None, *,
-           t_start: float | None = None, final: Final = "denoise", readout_as: Readout = "mean",
+           schedule: ScheduleName | Sequence[float] | Tensor | None = None, shape: Sequence[int] | None = None, *,
+           t_start: float | None = None, final: Final | None = None, readout_as: Readout = "mean",
            generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32,
            device: torch.device | str = "cpu", z_start: Tensor | None = None, callback: Callable | None = None,
            return_trajectory: bool = False, **solver_options) -> tuple[Tensor, SampleInfo]:
@@ -94,6 +110,8 @@ def sample(model: Callable | Denoiser, process: BFNProcess, solver: str = "bfn-s
     is replaced by the output at the last-but-one grid time). Returns (samples, info).
     """
     spec = get_solver(solver)
+    schedule = default_schedule(solver) if schedule is None else schedule
+    final = default_final(solver) if final is None else final
     kind = data_kind(process)
     if kind not in spec.data:
         raise ValueError(f"solver {solver!r} supports {spec.data} data, not {kind}")
@@ -128,6 +146,9 @@ def sample(model: Callable | Denoiser, process: BFNProcess, solver: str = "bfn-s
             callback(info)
 
     options = dict(solver_options)
+    if "lower_order_final" in inspect.signature(spec.fn).parameters:
+        # DPM-Solver's rule: lower orders at the final steps when there are fewer than 10 steps
+        options.setdefault("lower_order_final", len(ts) - 1 < 10)
     if spec.stochastic:
         options.setdefault("generator", generator)
     start = time.perf_counter()

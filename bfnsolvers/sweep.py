@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 
 from .oracles import oracle_problem
-from .sampling import data_kind, default_t_start, sample
+from .sampling import data_kind, default_final, default_schedule, default_t_start, sample
 from .solvers import SOLVERS, get_solver
 
 __all__ = [
@@ -479,7 +479,7 @@ class _Cell:
 
 def _sample_defaults() -> dict:
     params = inspect.signature(sample).parameters
-    return {"schedule": params["schedule"].default, "final": params["final"].default,
+    return {"schedule": None, "final": None,
             "readout": params["readout_as"].default, "dtype": params["dtype"].default}
 
 
@@ -532,6 +532,8 @@ def _plan_cells(target: SweepTarget, solvers: Sequence[str], nfes: Sequence[int]
                     kw.update({k: overrides[k] for k in SAMPLE_KEYS if k in overrides})
                     t_start = kw.get("t_start")
                     kw["t_start"] = float(default_t_start(target.process, solver) if t_start is None else t_start)
+                    kw["schedule"] = default_schedule(solver) if kw["schedule"] is None else kw["schedule"]
+                    kw["final"] = default_final(solver) if kw["final"] is None else kw["final"]
                     kw["dtype"] = _as_dtype(kw["dtype"])
                     if kw["final"] not in ("denoise", "state", "drop"):
                         raise ValueError(f"final must be 'denoise', 'state' or 'drop', got {kw['final']!r}")

@@ -116,7 +116,7 @@ def test_sampling_api_errors():
     with pytest.raises(ValueError, match="solver must be one of .*bfn-solver\\+\\+2"):
         sample(model, process, "dpm-solver", nfe=10, shape=(2, 2))
     with pytest.raises(ValueError, match="nfe must be at least 2"):
-        sample(model, process, "bfn-solver++2", nfe=1, shape=(2, 2))
+        sample(model, process, "bfn-solver++2", nfe=1, shape=(2, 2), final="denoise")
     with pytest.raises(ValueError, match="schedule must be one of"):
         sample(model, process, "bfn-solver++2", nfe=10, schedule="cosine", shape=(2, 2))
     with pytest.raises(ValueError, match="schedule times must increase"):
