@@ -56,8 +56,9 @@ def default_schedule(solver: str) -> str:
 
 
 def default_final(solver: str) -> str:
-    """The original sampler ends with a call at t = 1; the others with x0_hat at the last-but-one time."""
-    return "denoise" if solver == "bfn" else "drop"
+    """The original sampler (and the reference ODE) end with a call at t = 1; the others with x0_hat
+    at the last-but-one grid time."""
+    return "denoise" if solver in ("bfn", "reference") else "drop"
 
 
 def plan_steps(nfe: int, final: Final, nfe_per_step: int) -> int:
@@ -125,6 +126,8 @@ def sample(model: Callable | Denoiser, process: BFNProcess, solver: str = "bfn-s
             raise ValueError(f"shape must be a non-empty sequence of positive sizes (B, ...), got {shape!r}")
         state_shape = tuple(shape) + ((process.num_classes,) if kind == "discrete" else ())
     t_start = default_t_start(process, solver) if t_start is None else float(t_start)
+    if solver == "reference" and final == "drop":
+        raise ValueError("final='drop' has no last step to drop for the adaptive reference solver; use 'denoise' or 'state'")
     if isinstance(schedule, str) and solver == "reference":
         ts = torch.tensor([t_start, 1.0], dtype=torch.float64)
     else:

@@ -187,8 +187,9 @@ def test_errors_and_extra_configs_are_recorded(tmp_path: Path) -> None:
                         extra_configs=configs, progress=False)
     by = {(r["solver"], r["config_name"], r["nfe"]): r for r in records}
     assert len(records) == 6
-    assert by[("bfn-solver++3", "default", 1)]["status"] == "error"  # NFE 1 cannot pay for a step plus the final call
-    assert "nfe" in by[("bfn-solver++3", "default", 1)]["error"]
+    assert by[("bfn", "default", 1)]["status"] == "error"  # NFE 1 cannot pay for a step plus the final call
+    assert "nfe" in by[("bfn", "default", 1)]["error"]
+    assert by[("bfn-solver++3", "default", 1)]["status"] == "ok"  # its default final step ("drop") needs no extra call
     ok = by[("bfn", "uniform", 6)]
     assert ok["status"] == "ok" and ok["config"]["schedule"] == "uniform" and ok["config"]["t_first"] == 0.0
     assert set(ok) >= {"metrics", "noise_floor", "timing", "memory", "versions", "machine", "config"}
