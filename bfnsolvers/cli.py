@@ -8,17 +8,16 @@ from pathlib import Path
 import torch
 
 DEFAULT_CHECKPOINT = "digits-continuous"
-DEFAULT_SOLVER = "bfn-solver++2"
 
 
 def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="shipped name, .safetensors or .pt path")
     parser.add_argument("--config", default=None, help="preset name or official YAML config (official checkpoints)")
-    parser.add_argument("--solver", default=DEFAULT_SOLVER, help="registered solver (see `bfnsolvers solvers`)")
+    parser.add_argument("--solver", default=None, help="registered solver (default: the best measured for the data type)")
     parser.add_argument("--nfe", type=int, default=10, help="network calls")
-    parser.add_argument("--schedule", default="logsnr", choices=["logsnr", "uniform", "quadratic"])
+    parser.add_argument("--schedule", default=None, choices=["logsnr", "uniform", "quadratic"])
     parser.add_argument("--t-start", type=float, default=None, help="first grid time (default: the solver's)")
-    parser.add_argument("--final", default="denoise", choices=["denoise", "state", "drop"])
+    parser.add_argument("--final", default=None, choices=["denoise", "state", "drop"])
     parser.add_argument("-n", "--num-samples", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")

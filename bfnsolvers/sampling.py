@@ -38,21 +38,32 @@ def data_kind(process: BFNProcess) -> str:
     return "discrete" if isinstance(process, DiscreteBFN) else ("discretised" if hasattr(process, "num_bins") else "continuous")
 
 
-#: Default log-SNR span of the grid: it starts where lambda = lambda(1) - DEFAULT_SPAN
-#: (benchmarks/beyond.py; t = 0.0092 for sigma_1 = 1e-3, t = 3.4e-4 for text8's beta_1 and K).
+#: Default log-SNR span of the grid for continuous data: it starts where
+#: lambda = lambda(1) - DEFAULT_SPAN (t = 0.0092 for sigma_1 = 1e-3). Measured in benchmarks/beyond.py.
 DEFAULT_SPAN = 8.0
 
 
+def default_solver(process: BFNProcess) -> str:
+    """The best measured solver per data type (benchmarks/results/beyond-*): BFN-Solver++2 on the
+    log-SNR grid for continuous data, the published SDE solver linearised in s for discrete data."""
+    return "sde-bfn-solver2-s" if isinstance(process, DiscreteBFN) else "bfn-solver++2"
+
+
+def default_schedule(process: BFNProcess, solver: str) -> str:
+    """Uniform in t for the original sampler and for discrete data (the text8 regime: lambda(1) = -1.9,
+    e_hat is smooth in t, not in lambda); uniform in log-SNR otherwise."""
+    return "uniform" if solver == "bfn" or isinstance(process, DiscreteBFN) else "logsnr"
+
+
 def default_t_start(process: BFNProcess, solver: str) -> float:
-    """The original sampler starts at the prior (t = 0); the others where lambda = lambda(1) - DEFAULT_SPAN."""
+    """The original sampler starts at the prior (t = 0); discrete data at the published eta; continuous
+    data where lambda = lambda(1) - DEFAULT_SPAN (the published eta = 0.01 ignores a(eta) E[x] at a
+    half log-SNR of -0.95 for sigma_1 = 1e-3 and makes the ODE solvers plateau)."""
     if solver == "bfn":
         return 0.0
+    if isinstance(process, DiscreteBFN):
+        return PUBLISHED_ETA["discrete"]
     return float(process.t_of_lam(process.lam(1.0) - DEFAULT_SPAN))
-
-
-def default_schedule(solver: str) -> str:
-    """The original sampler on its uniform-in-t grid (Graves et al.); the others uniform in log-SNR."""
-    return "uniform" if solver == "bfn" else "logsnr"
 
 
 def default_final(solver: str) -> str:
@@ -94,7 +105,7 @@ def state_readout(process: BFNProcess, z: Tensor, t: Tensor) -> Tensor:
     return x if process.x_range is None else x.clamp(*process.x_range)
 
 
-def sample(model: Callable | Denoiser, process: BFNProcess, solver: str = "bfn-solver++2", nfe: int = 10,
+def sample(model: Callable | Denoiser, process: BFNProcess, solver: str | None = None, nfe: int = 10,
            schedule: ScheduleName | Sequence[float] | Tensor | None = None, shape: Sequence[int] | None = None, *,
            t_start: float | None = None, final: Final | None = None, readout_as: Readout = "mean",
            generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32,
@@ -110,8 +121,9 @@ def sample(model: Callable | Denoiser, process: BFNProcess, solver: str = "bfn-s
     (read the final state, no extra call) or "drop" (the published last_drop: the last step
     is replaced by the output at the last-but-one grid time). Returns (samples, info).
     """
+    solver = default_solver(process) if solver is None else solver
     spec = get_solver(solver)
-    schedule = default_schedule(solver) if schedule is None else schedule
+    schedule = default_schedule(process, solver) if schedule is None else schedule
     final = default_final(solver) if final is None else final
     kind = data_kind(process)
     if kind not in spec.data:

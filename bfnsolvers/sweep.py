@@ -532,7 +532,7 @@ def _plan_cells(target: SweepTarget, solvers: Sequence[str], nfes: Sequence[int]
                     kw.update({k: overrides[k] for k in SAMPLE_KEYS if k in overrides})
                     t_start = kw.get("t_start")
                     kw["t_start"] = float(default_t_start(target.process, solver) if t_start is None else t_start)
-                    kw["schedule"] = default_schedule(solver) if kw["schedule"] is None else kw["schedule"]
+                    kw["schedule"] = default_schedule(target.process, solver) if kw["schedule"] is None else kw["schedule"]
                     kw["final"] = default_final(solver) if kw["final"] is None else kw["final"]
                     kw["dtype"] = _as_dtype(kw["dtype"])
                     if kw["final"] not in ("denoise", "state", "drop"):
