@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,21 +10,12 @@ import torch
 from bfnsolvers.networks import build_model, build_network, load_yaml, normalize_model_config
 from bfnsolvers.networks.config import parse_yaml_subset
 
-TV = Path(__file__).resolve().parents[1].parent / "shared" / "testvectors"
+from conftest import TESTVECTORS as TV, meta, small_config  # noqa: E402
 NAMES = ["unet_vdm_c", "unet_vdm_d", "unet_improved_mnist", "gpt_text8"]
 
 needs_vectors = pytest.mark.skipif(
     not (TV / "README.md").is_file(), reason=f"official test vectors not found at {TV}"
 )
-
-
-def meta(name: str) -> dict:
-    return json.loads((TV / f"{name}.json").read_text())
-
-
-def small_config(name: str, tag: str = "256bins") -> dict:
-    info = meta(name)
-    return info["settings"][tag]["small_config_bfn_schema"] if "settings" in info else info["small_config_bfn_schema"]
 
 
 def tensors(name: str, kind: str) -> dict[str, torch.Tensor]:

@@ -35,12 +35,6 @@ def shipped(name: str) -> None:
         pytest.skip(f"{name} is not shipped in {CHECKPOINTS}")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -20,13 +20,6 @@ from bfnsolvers.sweep import RESULTS_FILE, batch_seed, read_results, resolve_tar
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small batches on a shared 2-core machine: one torch thread avoids OpenMP contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _lines(out: Path) -> list[dict]:

@@ -41,12 +41,6 @@ def tiny(recipe: str, **changes) -> TrainConfig:
     return cfg.replace(**{**base, **changes})
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _records(path) -> list[dict]:

@@ -9,7 +9,6 @@ prediction, Bayesian update, losses) differs per data type.
 """
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from typing import Callable
 
