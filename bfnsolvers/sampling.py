@@ -75,16 +75,14 @@ def default_final(solver: str) -> str:
 
 
 def plan_steps(nfe: int, final: Final, nfe_per_step: int) -> int:
-    """Number of solver steps that spend exactly ``nfe`` network calls with this final step."""
+    """Number of solver steps that spend exactly ``nfe`` network calls with this final step
+    ("denoise" spends one call after the last step; "drop" and "state" none)."""
     if not isinstance(nfe, int) or isinstance(nfe, bool):
         raise ValueError(f"nfe must be an integer, got {nfe!r}")
-    calls_for_steps = nfe - 1 if final == "denoise" else nfe
-    if final == "drop":
-        calls_for_steps = nfe
-    steps = calls_for_steps // nfe_per_step
-    minimum = nfe_per_step + (1 if final == "denoise" else 0)
-    if steps < 1 or (final == "drop" and steps < 1):
-        raise ValueError(f"nfe must be at least {minimum} for this solver with final={final!r}, got {nfe}")
+    extra = 1 if final == "denoise" else 0
+    steps = (nfe - extra) // nfe_per_step
+    if steps < 1:
+        raise ValueError(f"nfe must be at least {nfe_per_step + extra} for this solver with final={final!r}, got {nfe}")
     return steps
 
 
