@@ -119,7 +119,9 @@ def sample(model: Callable | Denoiser, process: BFNProcess, solver: str | None =
     state at t = 0 propagated without its mean (exact as t_start -> 0). final: "denoise"
     (steps to t = 1, then one call returns the output distribution, as BFN does), "state"
     (read the final state, no extra call) or "drop" (the published last_drop: the last step
-    is replaced by the output at the last-but-one grid time). Returns (samples, info).
+    is replaced by the output at the last-but-one grid time). solver, schedule, t_start and
+    final left as None take the best measured defaults for the data type (``default_solver``,
+    ``default_schedule``, ``default_t_start``, ``default_final``). Returns (samples, info).
     """
     solver = default_solver(process) if solver is None else solver
     spec = get_solver(solver)
