@@ -46,6 +46,8 @@ def _specs() -> list[SolverSpec]:
         SolverSpec("bfn-solver++1", partial(bfn_solver_pp, order=1), 1, ode, "data prediction, first order"),
         SolverSpec("bfn-solver++2", partial(bfn_solver_pp, order=2), 2, ode, "data prediction, multistep second order"),
         SolverSpec("bfn-solver++3", partial(bfn_solver_pp, order=3), 3, ode, "data prediction, multistep third order (3M)"),
+        SolverSpec("bfn-unipc3", partial(bfn_solver_pp, order=2, corrector=True), 3, ode,
+                   "data prediction, 2M predictor + quadratic corrector (UniPC-style, no extra call)"),
         SolverSpec("sde-bfn-solver1", partial(sde_bfn_solver, order=1), 1, sde, "noise prediction, SDE, first order"),
         SolverSpec("sde-bfn-solver2", partial(sde_bfn_solver, order=2), 2, sde, "noise prediction, SDE, multistep second order"),
         SolverSpec("sde-bfn-solver++1", partial(sde_bfn_solver_pp, order=1), 1, sde, "data prediction, SDE, first order"),
