@@ -20,6 +20,7 @@ import torch
 
 from bfnsolvers.oracles import oracle_problem
 from bfnsolvers.report import render_report
+from bfnsolvers.sampling import PUBLISHED_ETA
 from bfnsolvers.sweep import run_sweep
 
 NFES = [4, 5, 6, 8, 10, 15, 20]
@@ -32,7 +33,7 @@ def configs(problem: str) -> tuple[list[str], list[dict]]:
     discrete = problem == "markov"
     published = ["bfn-solver2-s", "sde-bfn-solver2-s"] if discrete else ["bfn-solver++2", "sde-bfn-solver++2"]
     ours = ["bfn-solver++2", "bfn-solver++3", "sde-bfn-solver++2"]
-    eta = 1e-3 if discrete else 1e-2
+    eta = PUBLISHED_ETA["discrete" if discrete else "continuous"]
     extra = [{"name": "published", "schedule": "uniform", "t_start": eta, "final": "drop", "solvers": published}]
     for span in SPANS:
         t_start = float(process.t_of_lam(process.lam(1.0) - span))
@@ -49,7 +50,7 @@ def plateau(problem: str) -> None:
     """The ODE plateau: the published start (t = eta, z ~ N(0, s(eta)^2), ignoring a(eta) E[x]) vs
     sample()'s default start (lambda(1) - 8), both on the log-SNR grid, NFE up to 1000."""
     out = f"benchmarks/results/plateau-{problem}"
-    eta = 1e-3 if problem == "markov" else 1e-2
+    eta = PUBLISHED_ETA["discrete" if problem == "markov" else "continuous"]
     extra = [{"name": "published-start", "t_start": eta, "final": "denoise"}, {"name": "default"}]
     run_sweep(f"oracle:{problem}", ["bfn-solver++2", "bfn-solver++3"], [10, 20, 50, 200, 1000], 2000, [0], out,
               extra_configs=extra, batch_size=1000)

@@ -51,7 +51,7 @@ class OfficialPredictions:
     """A model that returns the official run's data predictions, step by step."""
 
     def __init__(self, preds: torch.Tensor, output_type: str):
-        self.preds, self.output_type, self.calls = iter(preds), output_type, 0
+        self.preds, self.output_type = iter(preds), output_type
 
     def __call__(self, params, t):
         return next(self.preds).to(params.dtype)
