@@ -6,7 +6,7 @@ from functools import partial
 from typing import Callable, Literal
 
 from .bfn import bfn_sampler
-from .discrete import bfn_solver2_s, sde_bfn_solver2_s
+from .discrete import adams_t, bfn_solver2_s, sde_bfn_solver2_s
 from .ode import bfn_solver, bfn_solver_pp, euler
 from .reference import reference_ode
 from .sde import euler_maruyama, sde_bfn_solver, sde_bfn_solver_pp
@@ -56,6 +56,15 @@ def _specs() -> list[SolverSpec]:
                    data=("discrete",)),
         SolverSpec("sde-bfn-solver2-s", sde_bfn_solver2_s, 2, sde, "published discrete SDE solver, second order linearised in s",
                    data=("discrete",)),
+        SolverSpec("bfn-solver3-t", partial(adams_t, order=3), 3, ode,
+                   "discrete ODE solver, third order in t (Adams-Bashforth)", data=("discrete",)),
+        SolverSpec("bfn-unipc3-t", partial(adams_t, order=3, corrector=True), 3, ode,
+                   "discrete ODE solver, third order in t with an Adams-Moulton corrector (no extra call)",
+                   data=("discrete",)),
+        SolverSpec("sde-bfn-unipc2-t", partial(adams_t, order=2, stochastic=True, corrector=True), 2, sde,
+                   "discrete SDE solver, second order in t with a corrector (no extra call)", data=("discrete",)),
+        SolverSpec("sde-bfn-unipc3-t", partial(adams_t, order=3, stochastic=True, corrector=True), 3, sde,
+                   "discrete SDE solver, third order in t with a corrector (no extra call)", data=("discrete",)),
         SolverSpec("reference", reference_ode, 5, ode, "adaptive dopri5 on the probability-flow ODE (float64); NFE varies"),
     ]
 
@@ -72,4 +81,5 @@ def get_solver(name: str) -> SolverSpec:
 
 
 __all__ = ["SOLVERS", "SolverSpec", "get_solver", "bfn_sampler", "bfn_solver", "bfn_solver_pp", "euler",
-           "euler_maruyama", "sde_bfn_solver", "sde_bfn_solver_pp", "bfn_solver2_s", "sde_bfn_solver2_s", "reference_ode"]
+           "euler_maruyama", "sde_bfn_solver", "sde_bfn_solver_pp", "bfn_solver2_s", "sde_bfn_solver2_s", "adams_t",
+           "reference_ode"]
