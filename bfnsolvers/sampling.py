@@ -75,14 +75,20 @@ def default_final(solver: str) -> str:
 
 
 def plan_steps(nfe: int, final: Final, nfe_per_step: int) -> int:
-    """Number of solver steps that spend exactly ``nfe`` network calls with this final step
-    ("denoise" spends one call after the last step; "drop" and "state" none)."""
+    """Number of grid steps that spend exactly ``nfe`` network calls with this final step: "denoise"
+    adds one call after the last step, "drop" replaces the last step by one call (the readout at
+    the last-but-one time), "state" adds none."""
     if not isinstance(nfe, int) or isinstance(nfe, bool):
         raise ValueError(f"nfe must be an integer, got {nfe!r}")
-    extra = 1 if final == "denoise" else 0
-    steps = (nfe - extra) // nfe_per_step
+    reserved = 0 if final == "state" else 1
+    steps, rest = divmod(nfe - reserved, nfe_per_step)
+    steps += final == "drop"
     if steps < 1:
-        raise ValueError(f"nfe must be at least {nfe_per_step + extra} for this solver with final={final!r}, got {nfe}")
+        lowest = reserved + (0 if final == "drop" else nfe_per_step)
+        raise ValueError(f"nfe must be at least {lowest} for this solver with final={final!r}, got {nfe}")
+    if rest:
+        raise ValueError(f"nfe: this solver with final={final!r} spends {nfe_per_step}k + {reserved} calls, "
+                         f"got {nfe} (use {nfe - rest} or {nfe - rest + nfe_per_step})")
     return steps
 
 

@@ -71,6 +71,14 @@ def test_convergence_order(solver, problem):
 ALL_SOLVERS = [name for name in SOLVERS if name != "reference"]
 
 
+def attainable(solver: str, nfe: int, final: str = "drop") -> int:
+    """The smallest NFE >= nfe that ``solver`` spends exactly with this final step (two-call solvers: 2k + 1)."""
+    per_step, reserved = get_solver(solver).nfe_per_step, 0 if final == "state" else 1
+    while (nfe - reserved) % per_step or nfe - reserved < (0 if final == "drop" else per_step):
+        nfe += 1
+    return nfe
+
+
 def problems():
     gmm, cp = gmm_problem()
     dp = DiscretisedBFN(math.sqrt(1e-3), 17)
@@ -85,13 +93,16 @@ def test_deterministic_given_seed_and_any_batch_size(kind):
     for solver in ALL_SOLVERS:
         if kind not in get_solver(solver).data:
             continue
-        runs = [sample(model, process, solver, nfe=6, shape=(3,) + data_shape, generator=torch.Generator().manual_seed(7))[0]
+        final = "denoise" if solver in ("bfn", "reference") else "drop"
+        nfe = attainable(solver, 6, final)
+        runs = [sample(model, process, solver, nfe=nfe, shape=(3,) + data_shape, generator=torch.Generator().manual_seed(7))[0]
                 for _ in range(2)]
         assert torch.equal(runs[0], runs[1]), solver
+        nfe = attainable(solver, 4, final)
         for batch in (1, 1000):
-            x, info = sample(model, process, solver, nfe=4, shape=(batch,) + data_shape,
+            x, info = sample(model, process, solver, nfe=nfe, shape=(batch,) + data_shape,
                              generator=torch.Generator().manual_seed(0))
-            assert x.shape[0] == batch and info.nfe == 4
+            assert x.shape[0] == batch and info.nfe == nfe
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -106,6 +117,7 @@ def test_finite_for_nfe_1_to_1000(kind, dtype):
         if dtype == torch.float32:                    # float32 is where overflow would show first
             cases.append((1000, "denoise", "logsnr"))
         for nfe, final, schedule in cases:
+            nfe = attainable(solver, nfe, final)
             x, info = sample(model, process, solver, nfe=nfe, schedule=schedule, final=final, shape=(2,) + data_shape,
                              generator=torch.Generator().manual_seed(0), dtype=dtype)
             assert info.nfe == nfe, (solver, nfe, final, info.nfe)
@@ -119,6 +131,9 @@ def test_sampling_api_errors():
         sample(model, process, "dpm-solver", nfe=10, shape=(2, 2))
     with pytest.raises(ValueError, match="nfe must be at least 2"):
         sample(model, process, "bfn-solver++2", nfe=1, shape=(2, 2), final="denoise")
+    markov, mp, _ = problems()["discrete"]
+    with pytest.raises(ValueError, match=r"nfe: this solver with final='drop' spends 2k \+ 1 calls, got 4 \(use 3 or 5\)"):
+        sample(markov, mp, "bfn-solver2-midpoint", nfe=4, shape=(2, 5))
     with pytest.raises(ValueError, match="schedule must be one of"):
         sample(model, process, "bfn-solver++2", nfe=10, schedule="cosine", shape=(2, 2))
     with pytest.raises(ValueError, match="schedule times must increase"):

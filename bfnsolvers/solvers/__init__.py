@@ -6,7 +6,7 @@ from functools import partial
 from typing import Callable, Literal
 
 from .bfn import bfn_sampler
-from .discrete import adams_t, bfn_solver2_s, sde_bfn_solver2_s
+from .discrete import adams_t, bfn_solver2_midpoint, bfn_solver2_s, sde_bfn_solver2_s
 from .ode import bfn_solver, bfn_solver_pp, euler
 from .reference import reference_ode
 from .sde import euler_maruyama, sde_bfn_solver, sde_bfn_solver_pp
@@ -56,6 +56,9 @@ def _specs() -> list[SolverSpec]:
                    data=("discrete",)),
         SolverSpec("sde-bfn-solver2-s", sde_bfn_solver2_s, 2, sde, "published discrete SDE solver, second order linearised in s",
                    data=("discrete",)),
+        SolverSpec("bfn-solver2-midpoint", bfn_solver2_midpoint, 2, ode,
+                   "published discrete single-step ODE solver (midpoint, two calls per step)", data=("discrete",),
+                   nfe_per_step=2),
         SolverSpec("bfn-solver3-t", partial(adams_t, order=3), 3, ode,
                    "discrete ODE solver, third order in t (Adams-Bashforth)", data=("discrete",)),
         SolverSpec("bfn-unipc3-t", partial(adams_t, order=3, corrector=True), 3, ode,
@@ -81,5 +84,5 @@ def get_solver(name: str) -> SolverSpec:
 
 
 __all__ = ["SOLVERS", "SolverSpec", "get_solver", "bfn_sampler", "bfn_solver", "bfn_solver_pp", "euler",
-           "euler_maruyama", "sde_bfn_solver", "sde_bfn_solver_pp", "bfn_solver2_s", "sde_bfn_solver2_s", "adams_t",
-           "reference_ode"]
+           "euler_maruyama", "sde_bfn_solver", "sde_bfn_solver_pp", "bfn_solver2_s", "sde_bfn_solver2_s",
+           "bfn_solver2_midpoint", "adams_t", "reference_ode"]

@@ -69,6 +69,21 @@ def sde_bfn_solver2_s(model: Denoiser, z: Tensor, ts: Tensor, *, generator: torc
     return z
 
 
+
+@torch.no_grad()
+def bfn_solver2_midpoint(model: Denoiser, z: Tensor, ts: Tensor, *, callback: Callback | None = None) -> Tensor:
+    """The published single-step ODE solver, two calls per step: a first-order step to the midpoint
+    t_m = (t + t')/2, then y' = (t'/t) y + beta_1 t' (t' - t) x0 + beta_1 t' (t' - t)^2 / 2 * (x0_m - x0) / (t_m - t)."""
+    beta_1, t = _check(model).beta_1, ts.tolist()
+    for i in range(len(t) - 1):
+        t0, t1 = t[i], t[i + 1]
+        tm = 0.5 * (t0 + t1)
+        x0 = model(z, ts[i])
+        x0_m = model((tm / t0) * z + beta_1 * tm * (tm - t0) * x0, ts.new_tensor(tm))
+        report(callback, i, t0, z, x0)
+        z = (t1 / t0) * z + beta_1 * t1 * (t1 - t0) * (x0 + 0.5 * (t1 - t0) * (x0_m - x0) / (tm - t0))
+    return z
+
 _GAUSS_X, _GAUSS_W = np.polynomial.legendre.leggauss(4)   # exact for polynomials of degree <= 7
 
 
