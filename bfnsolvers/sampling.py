@@ -47,8 +47,9 @@ DEFAULT_SPAN = 9.0
 
 def default_solver(process: BFNProcess) -> str:
     """The best measured solver per data type (benchmarks/results/beyond-*): BFN-Solver++2 on the
-    log-SNR grid for continuous data, the published SDE solver linearised in s for discrete data."""
-    return "sde-bfn-solver2-s" if isinstance(process, DiscreteBFN) else "bfn-solver++2"
+    log-SNR grid for continuous data; for discrete data the third-order ODE solver polynomial in t
+    with its corrector (bfn-unipc3-t)."""
+    return "bfn-unipc3-t" if isinstance(process, DiscreteBFN) else "bfn-solver++2"
 
 
 def default_schedule(process: BFNProcess, solver: str) -> str:

@@ -162,6 +162,8 @@ def _oracle_target(name: str, device: torch.device) -> SweepTarget:
     else:
         entropy = oracle.entropy_rate()
         metrics = (Metric("entropy_gap", "NLL/token minus the chain's entropy rate (nats)", "zero"),
+                   Metric("entropy_gap_abs", "|NLL/token minus the entropy rate| (nats; floor: mean over exact sets)",
+                          "lower", True),
                    Metric("nll", "NLL under the exact chain (nats/token)", "floor"),
                    Metric("sw2_onehot", "sliced W2 of one-hot sequences to exact samples", "lower", True))
 
@@ -170,7 +172,7 @@ def _oracle_target(name: str, device: torch.device) -> SweepTarget:
             nll = markov_chain_nll(x, oracle.init, oracle.trans)
             k = process.num_classes
             onehot = lambda s: torch.nn.functional.one_hot(s, k).flatten(1).double()  # noqa: E731
-            return {"entropy_gap": nll - entropy, "nll": nll, "sw2_onehot": sw2(onehot(x), onehot(ref), seed)}
+            return {"entropy_gap": nll - entropy, "entropy_gap_abs": abs(nll - entropy), "nll": nll, "sw2_onehot": sw2(onehot(x), onehot(ref), seed)}
         shape, model, primary = (oracle.length,), oracle, "entropy_gap"
 
     def evaluate(samples: Tensor, seed: int) -> tuple[dict, dict, dict]:
