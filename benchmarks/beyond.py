@@ -11,6 +11,10 @@ quadratic grids from the published eta. Reference: the original sampler `bfn` at
 
     python benchmarks/beyond.py            # writes benchmarks/results/beyond-<problem>/
     python benchmarks/beyond.py plateau    # writes benchmarks/results/plateau-<problem>/
+    python benchmarks/beyond.py models     # digits / text checkpoints: writes benchmarks/results/beyond-<name>/
+
+The models' original-sampler references come from their NFE sweeps (benchmarks/checkpoints.sh), which use
+the same sample count, seed and per-batch seeds.
 """
 from __future__ import annotations
 
@@ -39,7 +43,7 @@ def configs(problem: str) -> tuple[list[str], list[dict]]:
         extra.append({"name": "uniform-drop", "schedule": "uniform", "t_start": eta, "final": "drop",
                       "lower_order_final": True, "solvers": ours})
         return sorted(set(published + ours)), extra
-    ours = ["bfn-solver++2", "bfn-solver++3", "sde-bfn-solver++2"]
+    ours = ["bfn-solver++2", "bfn-solver++3", "bfn-unipc3", "sde-bfn-solver++2"]
     for span in SPANS:
         t_start = float(process.t_of_lam(process.lam(1.0) - span))
         for final in FINALS:
@@ -115,9 +119,66 @@ def main(problems: list[str]) -> None:
     summary(["gmm", "markov"])
 
 
+#: Shipped checkpoints: (published solvers and their start eta, our solvers, metric, its label, lower is better).
+MODELS = {
+    "digits-continuous": (["bfn-solver++2", "sde-bfn-solver++2"], 1e-2,
+                          ["bfn-solver++2", "bfn-solver++3", "bfn-unipc3", "sde-bfn-solver++2"], "fd",
+                          "Frechet digits distance to the test set (not FID)", True),
+    "text-discrete": (["bfn-solver2-s", "sde-bfn-solver2-s"], 1e-3,
+                      ["bfn-unipc3-t", "sde-bfn-unipc2-t", "sde-bfn-unipc3-t"], "char_nll",
+                      "char 7-gram NLL of the samples (nats/char; real test text: see the floor)", True),
+}
+
+
+def models(names: list[str], samples: int = 256) -> None:
+    """Published solvers (uniform t from eta, last step dropped) vs ours with sample()'s defaults."""
+    for name in names:
+        published, eta, ours, _, _, _ = MODELS[name]
+        extra = [{"name": "published", "schedule": "uniform", "t_start": eta, "final": "drop", "solvers": published},
+                 {"name": "default", "solvers": ours}]
+        out = f"benchmarks/results/beyond-{name}"
+        run_sweep(name, sorted(set(published + ours)), NFES, samples, [0], out, extra_configs=extra, batch_size=samples)
+        render_report(out)
+    models_summary(names)
+
+
+def models_summary(names: list[str], path: str = "benchmarks/results/beyond-models.md") -> None:
+    """Best of ours vs best published per NFE, and the original sampler's NFE needed to match ours at NFE 10."""
+    import json
+    from collections import defaultdict
+    lines = ["# Beyond the published solvers: shipped checkpoints", "",
+             "Made by `python benchmarks/beyond.py models` (256 samples, seed 0; one run, so differences of a few",
+             "percent are noise). Published: our parity-tested ports on the uniform grid from the published eta,",
+             "last step dropped. Ours: `bfnsolvers.sample` defaults (grid, start, final step) with each solver.", ""]
+    for name in names:
+        _, _, _, metric, label, _ = MODELS[name]
+        rows = [json.loads(l) for l in open(f"benchmarks/results/beyond-{name}/results.jsonl") if l.strip()]
+        rows = [r for r in rows if r["status"] == "ok"]
+        table = defaultdict(dict)
+        for r in rows:
+            table[(r["solver"], r["config_name"])][r["nfe"]] = r["metrics"][metric]
+        reference = [json.loads(l) for l in open(f"benchmarks/results/{name}/results.jsonl") if l.strip()]
+        bfn = {r["nfe"]: r["metrics"][metric] for r in reference
+               if r["status"] == "ok" and r["solver"] == "bfn" and r["samples"] == rows[0]["samples"]}
+        floor = rows[0]["noise_floor"][metric]
+        lines += [f"## {name} — {label}", "", f"real data (floor): {floor:.3f}; original sampler `bfn`: "
+                  + ", ".join(f"{v:.3f} at NFE {n}" for n, v in sorted(bfn.items())), "",
+                  "| NFE | best published | best of ours | ours / published | `bfn` needs NFE |", "|---:|---|---|---:|---:|"]
+        for n in NFES:
+            pub = min((v[n], k[0]) for k, v in table.items() if k[1] == "published" and n in v)
+            best = min((v[n], k[0]) for k, v in table.items() if k[1] == "default" and n in v)
+            match = min((m for m, v in bfn.items() if v <= best[0]), default=None)
+            lines.append(f"| {n} | {pub[0]:.3f} ({pub[1]}) | {best[0]:.3f} ({best[1]}) | {best[0] / pub[0]:.2f} | "
+                         + (f"{match}" if match else f"> {max(bfn)}") + " |")
+        lines.append("")
+    open(path, "w").write("\n".join(lines))
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    if sys.argv[1:2] == ["plateau"]:
+    if sys.argv[1:2] == ["models"]:
+        models(sys.argv[2:] or list(MODELS))
+    elif sys.argv[1:2] == ["plateau"]:
         for problem in sys.argv[2:] or ["gmm", "discretised"]:
             plateau(problem)
     else:
