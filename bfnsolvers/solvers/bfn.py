@@ -4,7 +4,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+import kernels
+
 from ..models import Denoiser
+from ..processes import DiscreteBFN
 from .common import Callback, NoiseSampler, default_noise, report
 
 
@@ -16,11 +19,22 @@ def bfn_sampler(model: Denoiser, z: Tensor, ts: Tensor, *, generator: torch.Gene
 
     Continuous data: x = x_hat; discretised: a bin centre; discrete: a class. In
     linear-SDE terms this is first-order SDE-BFN-Solver++ with a sampled x0 (BFN-SDE Sec. 5).
+
+    Discrete data on the Triton backend (CUDA tensors, or BFNSOLVERS_KERNELS=triton) runs each step
+    as one fused kernel, ``kernels.discrete_bfn_step`` (Gumbel-max class, sender sample, update;
+    Philox noise seeded from ``generator``); the callback then gets x0 = None.
     """
     process = model.process
     noise = noise_sampler or default_noise(generator)
+    fused = (isinstance(process, DiscreteBFN) and noise_sampler is None
+             and kernels.resolve_backend(z) == "triton")
     for i in range(len(ts) - 1):
         dist = model.output(z, ts[i])
+        if fused:
+            report(callback, i, float(ts[i]), z, None)
+            alpha = float(process.beta(ts[i + 1]) - process.beta(ts[i]))
+            z, _ = kernels.discrete_bfn_step(dist.logits, z, alpha, generator=generator)
+            continue
         x0 = process.sample_to_x0(dist, generator)
         report(callback, i, float(ts[i]), z, x0)
         z = process.bayes_step(z, x0, ts[i], ts[i + 1], noise(z))
