@@ -46,10 +46,10 @@ DEFAULT_SPAN = 9.0
 
 
 def default_solver(process: BFNProcess) -> str:
-    """The best measured solver per data type (benchmarks/results/beyond-*): BFN-Solver++2 on the
-    log-SNR grid for continuous data; for discrete data the third-order ODE solver polynomial in t
-    with its corrector (bfn-unipc3-t)."""
-    return "bfn-unipc3-t" if isinstance(process, DiscreteBFN) else "bfn-solver++2"
+    """The best measured solver per data type (benchmarks/results/beyond*.md): the 2M predictor with a
+    UniPC-style corrector (bfn-unipc3) on the log-SNR grid for continuous data; for discrete data its
+    counterpart polynomial in t (bfn-unipc3-t) on the uniform grid."""
+    return "bfn-unipc3-t" if isinstance(process, DiscreteBFN) else "bfn-unipc3"
 
 
 def default_schedule(process: BFNProcess, solver: str) -> str:
