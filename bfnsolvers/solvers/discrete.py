@@ -69,7 +69,6 @@ def sde_bfn_solver2_s(model: Denoiser, z: Tensor, ts: Tensor, *, generator: torc
     return z
 
 
-
 @torch.no_grad()
 def bfn_solver2_midpoint(model: Denoiser, z: Tensor, ts: Tensor, *, callback: Callback | None = None) -> Tensor:
     """The published single-step ODE solver, two calls per step: a first-order step to the midpoint
@@ -83,6 +82,7 @@ def bfn_solver2_midpoint(model: Denoiser, z: Tensor, ts: Tensor, *, callback: Ca
         report(callback, i, t0, z, x0)
         z = (t1 / t0) * z + beta_1 * t1 * (t1 - t0) * (x0 + 0.5 * (t1 - t0) * (x0_m - x0) / (tm - t0))
     return z
+
 
 _GAUSS_X, _GAUSS_W = np.polynomial.legendre.leggauss(4)   # exact for polynomials of degree <= 7
 
@@ -99,13 +99,6 @@ def integral_weights(nodes: list[float], t0: float, t1: float, stochastic: bool)
     return weights
 
 
-def _weighted_sum(weights: list[float], xs: list[Tensor]) -> Tensor:
-    total = weights[0] * xs[0]
-    for w, x in zip(weights[1:], xs[1:]):
-        total = total + w * x
-    return total
-
-
 @torch.no_grad()
 def adams_t(model: Denoiser, z: Tensor, ts: Tensor, *, order: int = 2, stochastic: bool = False,
             corrector: bool = False, lower_order_final: bool = False, generator: torch.Generator | None = None,
@@ -114,7 +107,7 @@ def adams_t(model: Denoiser, z: Tensor, ts: Tensor, *, order: int = 2, stochasti
 
     ODE: y' = (t'/t) y + beta_1 t' int_t^t' P(tau) dtau; SDE: y' = y + beta_1 int_t^t' 2 tau P(tau) dtau
     + sqrt(K (beta' - beta)) noise, with P the polynomial through the last ``order`` predictions.
-    Order 2 is the published bfn_solver2_s / sde_bfn_solver2_s. ``corrector``: once x0 at t' is
+    Order 2 without the corrector is the published bfn_solver2_s / sde_bfn_solver2_s. ``corrector``: once x0 at t' is
     known, redo the step with P through it and the order - 1 previous predictions (Adams-Moulton;
     the same noise), and start the next step from the corrected state: one call per step, as before.
     """
@@ -126,7 +119,7 @@ def adams_t(model: Denoiser, z: Tensor, ts: Tensor, *, order: int = 2, stochasti
     n = len(t) - 1
 
     def step(z: Tensor, t0: float, t1: float, nodes: list[float], xs: list[Tensor], eps: Tensor | None) -> Tensor:
-        integral = beta_1 * _weighted_sum(integral_weights(nodes, t0, t1, stochastic), xs)
+        integral = beta_1 * sum(w * x for w, x in zip(integral_weights(nodes, t0, t1, stochastic), xs))
         return z + integral + eps if stochastic else (t1 / t0) * z + t1 * integral
 
     history: list[tuple[float, Tensor]] = []          # newest first
