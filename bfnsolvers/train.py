@@ -200,8 +200,8 @@ def _text_discrete() -> TrainConfig:
     model = text_model_config(n_layer=4, n_head=4, n_embd=128, seq_len=64)
     model["bayesian_flow"] = _entry("DiscreteBayesianFlow", n_classes=27, max_sqrt_beta=0.75)  # text8
     model["distribution_factory"] = _entry("CategoricalFactory")
-    return TrainConfig(name="text-discrete", model=model, data="text", steps=3000, batch_size=32, lr=2e-3,
-                       warmup_steps=150, ema_decay=0.998, seq_len=64, eval_every=250, save_every=250,
+    return TrainConfig(name="text-discrete", model=model, data="text", steps=8000, batch_size=32, lr=2e-3,
+                       warmup_steps=300, ema_decay=0.999, seq_len=64, eval_every=1000, save_every=500,
                        eval_repeats=1)
 
 
