@@ -46,10 +46,11 @@ DEFAULT_SPAN = 9.0
 
 
 def default_solver(process: BFNProcess) -> str:
-    """The best measured solver per data type (benchmarks/results/beyond*.md): the 2M predictor with a
-    UniPC-style corrector (bfn-unipc3) on the log-SNR grid for continuous data; for discrete data its
-    counterpart polynomial in t (bfn-unipc3-t) on the uniform grid."""
-    return "bfn-unipc3-t" if isinstance(process, DiscreteBFN) else "bfn-unipc3"
+    """The best measured solver at NFE 10 on the shipped models (benchmarks/results/beyond-models.md): the
+    2M predictor with a UniPC-style corrector (bfn-unipc3) on the log-SNR grid for continuous data; for
+    discrete data the SDE solver polynomial in t with a corrector (sde-bfn-unipc3-t) on the uniform grid
+    (its ODE counterpart bfn-unipc3-t is better on the exact Markov oracle, worse on the text model)."""
+    return "sde-bfn-unipc3-t" if isinstance(process, DiscreteBFN) else "bfn-unipc3"
 
 
 def default_schedule(process: BFNProcess, solver: str) -> str:
