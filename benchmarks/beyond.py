@@ -148,7 +148,7 @@ def models(names: list[str], samples: int = 256) -> None:
 
 
 def models_summary(names: list[str], path: str = "benchmarks/results/beyond-models.md") -> None:
-    """Best of ours vs best published per NFE, and the original sampler's NFE needed to match ours at NFE 10."""
+    """Best of ours vs best published per NFE, and the smallest NFE at which the original sampler matches ours."""
     import json
     from collections import defaultdict
     lines = ["# Beyond the published solvers: shipped checkpoints", "",
