@@ -44,8 +44,9 @@ def configs(problem: str) -> tuple[list[str], list[dict]]:
     extra = [{"name": "published", "schedule": "uniform", "t_start": eta, "final": "drop", "solvers": published}]
     if discrete:   # lambda(1) = -1.9: log-SNR grids waste steps at t < 0.01 (first pass); uniform in t
         ours = ["bfn-solver++3", "bfn-solver3-t", "bfn-unipc3-t", "sde-bfn-unipc2-t", "sde-bfn-unipc3-t"]
-        extra.append({"name": "uniform-drop", "schedule": "uniform", "t_start": eta, "final": "drop",
-                      "lower_order_final": True, "solvers": ours})
+        for lower, name in ((True, "uniform-drop"), (False, "uniform-drop-full")):   # full order to the end
+            extra.append({"name": name, "schedule": "uniform", "t_start": eta, "final": "drop",
+                          "lower_order_final": lower, "solvers": ours})
         return sorted(set(published + ours)), extra
     ours = ["bfn-solver++2", "bfn-solver++3", "bfn-unipc3", "sde-bfn-solver++2"]
     for span in SPANS:
