@@ -29,7 +29,7 @@ import torch  # noqa: E402
 from bfnsolvers.oracles import oracle_problem  # noqa: E402
 from bfnsolvers.report import render_report  # noqa: E402
 from bfnsolvers.sampling import PUBLISHED_ETA  # noqa: E402
-from bfnsolvers.sweep import run_sweep  # noqa: E402
+from bfnsolvers.sweep import read_results, run_sweep  # noqa: E402
 
 NFES = [4, 5, 6, 8, 10, 15, 20]
 SPANS = [7.0, 8.0, 9.0]
@@ -80,7 +80,6 @@ REFERENCE_NFES = {"gmm": [1000], "markov": [50, 1000]}
 
 def summary(problems: list[str], path: str = "benchmarks/results/beyond.md") -> None:
     """Best configuration per NFE next to the published solvers (means over the seeds), from the sweeps' JSONL."""
-    import json
     import statistics
     from collections import defaultdict
     lines = ["# Beyond the published solvers: oracle results", "",
@@ -90,8 +89,7 @@ def summary(problems: list[str], path: str = "benchmarks/results/beyond.md") -> 
              "the same size (mean ± std over 8 sets).", ""]
     for problem in problems:
         metric, label = METRIC[problem]
-        rows = [json.loads(l) for l in open(f"benchmarks/results/beyond-{problem}/results.jsonl") if l.strip()]
-        rows = [r for r in rows if r["status"] == "ok"]
+        rows = [r for r in read_results(f"benchmarks/results/beyond-{problem}") if r["status"] == "ok"]
         values = defaultdict(lambda: defaultdict(list))
         for r in rows:
             values[(r["solver"], r["config_name"])][r["nfe"]].append(abs(r["metrics"][metric]))
@@ -145,12 +143,11 @@ def models(names: list[str], samples: int = 256) -> None:
         out = f"benchmarks/results/beyond-{name}"
         run_sweep(name, sorted(set(published + ours)), NFES, samples, [0], out, extra_configs=extra, batch_size=samples)
         render_report(out)
-    models_summary(names)
+    models_summary(list(MODELS))
 
 
 def models_summary(names: list[str], path: str = "benchmarks/results/beyond-models.md") -> None:
     """Best of ours vs best published per NFE, and the smallest NFE at which the original sampler matches ours."""
-    import json
     from collections import defaultdict
     lines = ["# Beyond the published solvers: shipped checkpoints", "",
              "Made by `python benchmarks/beyond.py models` (256 samples, seed 0; one run, so differences of a few",
@@ -158,15 +155,15 @@ def models_summary(names: list[str], path: str = "benchmarks/results/beyond-mode
              "last step dropped. Ours: `bfnsolvers.sample` defaults (grid, start, final step) with each solver.", ""]
     for name in names:
         _, _, _, metric, label, better = MODELS[name]
-        rows = [json.loads(l) for l in open(f"benchmarks/results/beyond-{name}/results.jsonl") if l.strip()]
-        rows = [r for r in rows if r["status"] == "ok"]
+        rows = [r for r in read_results(f"benchmarks/results/beyond-{name}") if r["status"] == "ok"]
+        if not rows:   # not swept yet
+            continue
         floor = rows[0]["noise_floor"][metric]
         score = (lambda v: v) if better == "lower" else (lambda v: abs(v - floor))  # noqa: E731
         table = defaultdict(dict)
         for r in rows:
             table[(r["solver"], r["config_name"])][r["nfe"]] = score(r["metrics"][metric])
-        reference = [json.loads(l) for l in open(f"benchmarks/results/{name}/results.jsonl") if l.strip()]
-        bfn = {r["nfe"]: score(r["metrics"][metric]) for r in reference
+        bfn = {r["nfe"]: score(r["metrics"][metric]) for r in read_results(f"benchmarks/results/{name}")
                if r["status"] == "ok" and r["solver"] == "bfn" and r["samples"] == rows[0]["samples"]}
         lines += [f"## {name} — {label}", "", f"real data (floor): {floor:.3f}; original sampler `bfn`: "
                   + ", ".join(f"{v:.3f} at NFE {n}" for n, v in sorted(bfn.items())), "",

@@ -76,6 +76,15 @@ def default_final(solver: str) -> str:
     return "denoise" if solver in ("bfn", "reference") else "drop"
 
 
+def resolve_defaults(process: BFNProcess, solver: str | None, schedule, t_start: float | None,
+                     final: Final | None) -> tuple[str, ScheduleName | Sequence[float] | Tensor, float, Final]:
+    """(solver, schedule, t_start, final) with every None replaced by the measured default for the data type."""
+    solver = default_solver(process) if solver is None else solver
+    return (solver, default_schedule(process, solver) if schedule is None else schedule,
+            default_t_start(process, solver) if t_start is None else float(t_start),
+            default_final(solver) if final is None else final)
+
+
 def plan_steps(nfe: int, final: Final, nfe_per_step: int) -> int:
     """Number of grid steps that spend exactly ``nfe`` network calls with this final step: "denoise"
     adds one call after the last step, "drop" replaces the last step by one call (the readout at
@@ -131,10 +140,8 @@ def sample(model: Callable | Denoiser, process: BFNProcess, solver: str | None =
     final left as None take the best measured defaults for the data type (``default_solver``,
     ``default_schedule``, ``default_t_start``, ``default_final``). Returns (samples, info).
     """
-    solver = default_solver(process) if solver is None else solver
+    solver, schedule, t_start, final = resolve_defaults(process, solver, schedule, t_start, final)
     spec = get_solver(solver)
-    schedule = default_schedule(process, solver) if schedule is None else schedule
-    final = default_final(solver) if final is None else final
     kind = data_kind(process)
     if kind not in spec.data:
         raise ValueError(f"solver {solver!r} supports {spec.data} data, not {kind}")
@@ -147,7 +154,6 @@ def sample(model: Callable | Denoiser, process: BFNProcess, solver: str | None =
         if shape is None or len(shape) < 1 or any(int(d) < 1 for d in shape):
             raise ValueError(f"shape must be a non-empty sequence of positive sizes (B, ...), got {shape!r}")
         state_shape = tuple(shape) + ((process.num_classes,) if kind == "discrete" else ())
-    t_start = default_t_start(process, solver) if t_start is None else float(t_start)
     if solver == "reference" and final == "drop":
         raise ValueError("final='drop' has no last step to drop for the adaptive reference solver; use 'denoise' or 'state'")
     if isinstance(schedule, str) and solver == "reference":

@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 
 from .oracles import oracle_problem
-from .sampling import data_kind, default_final, default_schedule, default_t_start, sample
+from .sampling import data_kind, resolve_defaults, sample
 from .solvers import SOLVERS, get_solver
 
 __all__ = [
@@ -172,7 +172,8 @@ def _oracle_target(name: str, device: torch.device) -> SweepTarget:
             nll = markov_chain_nll(x, oracle.init, oracle.trans)
             k = process.num_classes
             onehot = lambda s: torch.nn.functional.one_hot(s, k).flatten(1).double()  # noqa: E731
-            return {"entropy_gap": nll - entropy, "entropy_gap_abs": abs(nll - entropy), "nll": nll, "sw2_onehot": sw2(onehot(x), onehot(ref), seed)}
+            return {"entropy_gap": nll - entropy, "entropy_gap_abs": abs(nll - entropy), "nll": nll,
+                    "sw2_onehot": sw2(onehot(x), onehot(ref), seed)}
         shape, model, primary = (oracle.length,), oracle, "entropy_gap"
 
     def evaluate(samples: Tensor, seed: int) -> tuple[dict, dict, dict]:
@@ -481,7 +482,7 @@ class _Cell:
 
 def _sample_defaults() -> dict:
     params = inspect.signature(sample).parameters
-    return {"schedule": None, "final": None,
+    return {"schedule": params["schedule"].default, "final": params["final"].default,
             "readout": params["readout_as"].default, "dtype": params["dtype"].default}
 
 
@@ -532,10 +533,8 @@ def _plan_cells(target: SweepTarget, solvers: Sequence[str], nfes: Sequence[int]
                 for seed in seeds:
                     kw = {**defaults, **{k: v for k, v in base.items() if v is not None}}
                     kw.update({k: overrides[k] for k in SAMPLE_KEYS if k in overrides})
-                    t_start = kw.get("t_start")
-                    kw["t_start"] = float(default_t_start(target.process, solver) if t_start is None else t_start)
-                    kw["schedule"] = default_schedule(target.process, solver) if kw["schedule"] is None else kw["schedule"]
-                    kw["final"] = default_final(solver) if kw["final"] is None else kw["final"]
+                    _, kw["schedule"], kw["t_start"], kw["final"] = resolve_defaults(
+                        target.process, solver, kw["schedule"], kw.get("t_start"), kw["final"])
                     kw["dtype"] = _as_dtype(kw["dtype"])
                     if kw["final"] not in ("denoise", "state", "drop"):
                         raise ValueError(f"final must be 'denoise', 'state' or 'drop', got {kw['final']!r}")

@@ -9,7 +9,7 @@ import torch
 from bfnsolvers import ContinuousBFN, DiscreteBFN, DiscretisedBFN
 from bfnsolvers.models import Denoiser
 from bfnsolvers.oracles import DiscretisedOracle, GaussianMixtureOracle, MarkovChainOracle
-from bfnsolvers.sampling import sample
+from bfnsolvers.sampling import plan_steps, sample
 from bfnsolvers.schedules import get_times
 from bfnsolvers.solvers import SOLVERS, get_solver
 
@@ -73,10 +73,12 @@ ALL_SOLVERS = [name for name in SOLVERS if name != "reference"]
 
 def attainable(solver: str, nfe: int, final: str = "drop") -> int:
     """The smallest NFE >= nfe that ``solver`` spends exactly with this final step (two-call solvers: 2k + 1)."""
-    per_step, reserved = get_solver(solver).nfe_per_step, 0 if final == "state" else 1
-    while (nfe - reserved) % per_step or nfe - reserved < (0 if final == "drop" else per_step):
-        nfe += 1
-    return nfe
+    while True:
+        try:
+            plan_steps(nfe, final, get_solver(solver).nfe_per_step)
+            return nfe
+        except ValueError:
+            nfe += 1
 
 
 def problems():
