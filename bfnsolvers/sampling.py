@@ -179,7 +179,7 @@ def sample(model: Callable | Denoiser, process: BFNProcess, solver: str | None =
     options = dict(solver_options)
     if "lower_order_final" in inspect.signature(spec.fn).parameters:
         # DPM-Solver's rule for continuous data: lower orders at the final steps below 10 steps. Not for
-        # discrete data: there it raises the Markov oracle's error at NFE 5-8 by 1.3-1.6x (bfn-unipc3-t).
+        # discrete data: there it raises the Markov oracle's error at NFE 4-6 by 1.4-1.6x (bfn-unipc3-t).
         options.setdefault("lower_order_final", len(ts) - 1 < 10 and kind != "discrete")
     if spec.stochastic:
         options.setdefault("generator", generator)
