@@ -136,7 +136,7 @@ def _oracle_target(name: str, device: torch.device) -> SweepTarget:
     def sw2(x: Tensor, ref: Tensor, seed: int) -> float:
         return sliced_w2(x, ref, n_projections=512, generator=_tag_generator(seed, "projections"))
 
-    from .metrics import gmm_nll, markov_chain_nll, mode_coverage
+    from .metrics import gmm_nll, markov_bigram_tv, markov_chain_nll, mode_coverage
     from .metrics import sliced_wasserstein2 as sliced_w2
 
     if name == "gmm":
@@ -165,6 +165,8 @@ def _oracle_target(name: str, device: torch.device) -> SweepTarget:
                    Metric("entropy_gap_abs", "|NLL/token minus the entropy rate| (nats; floor: mean over exact sets)",
                           "lower", True),
                    Metric("nll", "NLL under the exact chain (nats/token)", "floor"),
+                   Metric("bigram_tv", "total variation of adjacent-pair frequencies to the exact pair probabilities",
+                          "lower", True),
                    Metric("sw2_onehot", "sliced W2 of one-hot sequences to exact samples", "lower", True))
 
         def score(x: Tensor, ref: Tensor, seed: int) -> dict:
@@ -173,6 +175,7 @@ def _oracle_target(name: str, device: torch.device) -> SweepTarget:
             k = process.num_classes
             onehot = lambda s: torch.nn.functional.one_hot(s, k).flatten(1).double()  # noqa: E731
             return {"entropy_gap": nll - entropy, "entropy_gap_abs": abs(nll - entropy), "nll": nll,
+                    "bigram_tv": markov_bigram_tv(x, oracle.init, oracle.trans),
                     "sw2_onehot": sw2(onehot(x), onehot(ref), seed)}
         shape, model, primary = (oracle.length,), oracle, "entropy_gap"
 

@@ -13,6 +13,8 @@ from scipy import linalg
 
 from bfnsolvers.metrics.oracle import (
     gmm_nll,
+    markov_bigram_probs,
+    markov_bigram_tv,
     markov_chain_nll,
     markov_entropy_rate,
     markov_nll_gap,
@@ -218,6 +220,33 @@ def test_markov_gap_detects_wrong_samples():
     assert markov_nll_gap(x, init, trans) < 0
     uniform = torch.randint(0, 3, (2000, 16), generator=gen(12))
     assert markov_nll_gap(uniform, init, trans) > 0.1
+
+
+def test_markov_bigram_probs_by_enumeration():
+    init, trans = _chain()
+    length = 4
+    pairs = torch.zeros(3, 3, dtype=torch.float64)
+    for seq in itertools.product(range(3), repeat=length):
+        p = float(init[seq[0]] * math.prod(trans[a, b] for a, b in zip(seq, seq[1:])))
+        for a, b in zip(seq, seq[1:]):
+            pairs[a, b] += p / (length - 1)
+    assert torch.allclose(markov_bigram_probs(init, trans, length), pairs, atol=1e-12)
+
+
+def test_markov_bigram_tv_exact_vs_over_concentrated():
+    init, trans = _chain()
+    n, length = 4000, 16
+    x = _sample_chain(init, trans, n, length, gen(13))
+    exact = markov_bigram_tv(x, init, trans)
+    # TV of an empirical distribution over 9 cells from N pairs: O(sqrt(9 / N)); exact samples stay below it
+    assert exact < 3 * math.sqrt(9 / (n * (length - 1)))
+    # always stepping to each row's most likely successor: the NLL gap is negative, the TV is large
+    greedy = [x[:, 0]]
+    for _ in range(1, length):
+        greedy.append(trans[greedy[-1]].argmax(-1))
+    assert markov_bigram_tv(torch.stack(greedy, 1), init, trans) > 20 * exact
+    with pytest.raises(ValueError, match="tokens"):
+        markov_bigram_tv(torch.zeros(2, 1, dtype=torch.long), init, trans)
 
 
 def test_markov_bad_input():

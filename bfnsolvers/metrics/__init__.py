@@ -4,6 +4,8 @@ from .images import digits_fd, frechet_distance, frechet_distance_gaussians, inc
 from .oracle import (
     ModeCoverage,
     gmm_nll,
+    markov_bigram_probs,
+    markov_bigram_tv,
     markov_chain_nll,
     markov_entropy_rate,
     markov_nll_gap,
@@ -22,6 +24,8 @@ __all__ = [
     "inception_fid",
     "load_digits_classifier",
     "load_vocabulary",
+    "markov_bigram_probs",
+    "markov_bigram_tv",
     "markov_chain_nll",
     "markov_entropy_rate",
     "markov_nll_gap",

@@ -16,6 +16,8 @@ from torch import Tensor
 __all__ = [
     "ModeCoverage",
     "gmm_nll",
+    "markov_bigram_probs",
+    "markov_bigram_tv",
     "markov_chain_nll",
     "markov_entropy_rate",
     "markov_nll_gap",
@@ -243,3 +245,33 @@ def markov_nll_gap(tokens: Tensor, init: Tensor, trans: Tensor) -> float:
     tokens = torch.as_tensor(tokens)
     length = tokens.shape[-1]
     return markov_chain_nll(tokens, init, trans) - markov_entropy_rate(init, trans, length)
+
+
+def markov_bigram_probs(init: Tensor, trans: Tensor, length: int) -> Tensor:
+    """Exact probabilities (K, K) of the adjacent pair (x_l, x_{l+1}), pooled over the L - 1 pairs of a
+    length-``length`` sequence: P[i, j] = mean_l p_l(i) trans[i, j], p_l = init trans^l."""
+    init, trans = _markov_args(init, trans)
+    if not isinstance(length, int) or length < 2:
+        raise ValueError(f"length must be an integer >= 2 (sequences with a pair), got {length!r}")
+    total, p = torch.zeros_like(trans), init
+    for _ in range(length - 1):
+        total = total + p[:, None] * trans
+        p = p @ trans
+    return total / (length - 1)
+
+
+def markov_bigram_tv(tokens: Tensor, init: Tensor, trans: Tensor) -> float:
+    """Total variation 0.5 sum_ij |f_ij - P_ij| between the pooled adjacent-pair frequencies f of
+    ``tokens`` (B, L) and their exact probabilities P (:func:`markov_bigram_probs`). Unlike the NLL gap,
+    it sees samples too concentrated on likely pairs as well as off-distribution ones."""
+    init, trans = _markov_args(init, trans)
+    tokens = torch.as_tensor(tokens)
+    if tokens.ndim != 2 or tokens.shape[1] < 2 or tokens.dtype.is_floating_point:
+        raise ValueError(f"tokens must be an integer (B, L) tensor with L >= 2, got {tuple(tokens.shape)} {tokens.dtype}")
+    k = init.shape[0]
+    tokens = tokens.to(init.device, torch.long)
+    if tokens.min() < 0 or tokens.max() >= k:
+        raise ValueError(f"tokens must lie in [0, {k - 1}]")
+    pairs = (tokens[:, :-1] * k + tokens[:, 1:]).flatten()
+    freq = torch.bincount(pairs, minlength=k * k).to(init.dtype) / pairs.numel()
+    return 0.5 * (freq - markov_bigram_probs(init, trans, tokens.shape[1]).flatten()).abs().sum().item()
