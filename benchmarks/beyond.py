@@ -47,6 +47,9 @@ def configs(problem: str) -> tuple[list[str], list[dict]]:
         for lower, name in ((True, "uniform-drop"), (False, "uniform-drop-full")):   # full order to the end
             extra.append({"name": name, "schedule": "uniform", "t_start": eta, "final": "drop",
                           "lower_order_final": lower, "solvers": ours})
+        # dense near the start, ending with a call at t = 1 (its readout at the last-but-one time would come early)
+        extra.append({"name": "quadratic-start-denoise", "schedule": "quadratic-start", "t_start": eta,
+                      "final": "denoise", "solvers": ours})
         return sorted(set(published + ours)), extra
     ours = ["bfn-solver++2", "bfn-solver++3", "bfn-unipc3", "sde-bfn-solver++2"]
     for span in SPANS:
@@ -71,8 +74,9 @@ def plateau(problem: str) -> None:
     render_report(out)
 
 
-METRIC = {"gmm": ("sw2", "sliced W2 to exact samples"),
-          "markov": ("entropy_gap_abs", "|NLL/token - entropy rate| (nats)")}
+METRICS = {"gmm": [("sw2", "sliced W2 to exact samples")],
+           "markov": [("entropy_gap_abs", "|NLL/token - entropy rate| (nats)"),
+                      ("bigram_tv", "total variation of adjacent-pair frequencies to the exact pair probabilities")]}
 SAMPLES = {"gmm": 2000, "markov": 4000}
 SEEDS = {"gmm": [0], "markov": [0, 1]}
 REFERENCE_NFES = {"gmm": [1000], "markov": [50, 1000]}
@@ -87,8 +91,7 @@ def summary(problems: list[str], path: str = "benchmarks/results/beyond.md") -> 
              "values are means over the seeds). 'Best' is selected on these same samples: differences below the",
              "noise floor's std are not significant. Noise floor: the metric of independent exact sample sets of",
              "the same size (mean ± std over 8 sets).", ""]
-    for problem in problems:
-        metric, label = METRIC[problem]
+    for problem, (metric, label) in [(p, m) for p in problems for m in METRICS[p]]:
         rows = [r for r in read_results(f"benchmarks/results/beyond-{problem}") if r["status"] == "ok"]
         values = defaultdict(lambda: defaultdict(list))
         for r in rows:
@@ -132,6 +135,9 @@ MODELS = {
                       ["bfn-unipc3-t", "sde-bfn-unipc2-t", "sde-bfn-unipc3-t"], "char_nll",
                       "|char 7-gram NLL of the samples - that of real test text| (nats/char)", "floor"),
 }
+#: Configurations of ours measured beside sample()'s defaults, per checkpoint.
+MODEL_EXTRA = {"text-discrete": [{"name": "quadratic-start-denoise", "schedule": "quadratic-start", "final": "denoise",
+                                  "solvers": ["bfn-unipc3-t", "sde-bfn-unipc3-t"]}]}
 
 
 def models(names: list[str], samples: int = 256) -> None:
@@ -139,7 +145,7 @@ def models(names: list[str], samples: int = 256) -> None:
     for name in names:
         published, eta, ours, _, _, _ = MODELS[name]
         extra = [{"name": "published", "schedule": "uniform", "t_start": eta, "final": "drop", "solvers": published},
-                 {"name": "default", "solvers": ours}]
+                 {"name": "default", "solvers": ours}] + MODEL_EXTRA.get(name, [])
         out = f"benchmarks/results/beyond-{name}"
         run_sweep(name, sorted(set(published + ours)), NFES, samples, [0], out, extra_configs=extra, batch_size=samples)
         render_report(out)
@@ -170,7 +176,8 @@ def models_summary(names: list[str], path: str = "benchmarks/results/beyond-mode
                   "| NFE | best published | best of ours | ours / published | `bfn` needs NFE |", "|---:|---|---|---:|---:|"]
         for n in NFES:
             pub = min((v[n], k[0]) for k, v in table.items() if k[1] == "published" and n in v)
-            best = min((v[n], k[0]) for k, v in table.items() if k[1] == "default" and n in v)
+            best = min((v[n], k[0] + ("" if k[1] == "default" else f" [{k[1]}]")) for k, v in table.items()
+                       if k[1] not in ("published", "uniform") and n in v)
             match = min((m for m, v in bfn.items() if v <= best[0]), default=None)
             lines.append(f"| {n} | {pub[0]:.3f} ({pub[1]}) | {best[0]:.3f} ({best[1]}) | {best[0] / pub[0]:.2f} | "
                          + (f"{match}" if match else f"> {max(bfn)}") + " |")

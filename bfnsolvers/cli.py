@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from .schedules import SCHEDULES
+
 DEFAULT_CHECKPOINT = "digits-continuous"
 
 
@@ -15,7 +17,7 @@ def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None, help="preset name or official YAML config (official checkpoints)")
     parser.add_argument("--solver", default=None, help="registered solver (default: the best measured for the data type)")
     parser.add_argument("--nfe", type=int, default=10, help="network calls")
-    parser.add_argument("--schedule", default=None, choices=["logsnr", "uniform", "quadratic"])
+    parser.add_argument("--schedule", default=None, choices=list(SCHEDULES))
     parser.add_argument("--t-start", type=float, default=None, help="first grid time (default: the solver's)")
     parser.add_argument("--final", default=None, choices=["denoise", "state", "drop"])
     parser.add_argument("-n", "--num-samples", type=int, default=64)

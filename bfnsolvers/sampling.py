@@ -131,7 +131,7 @@ def sample(model: Callable | Denoiser, process: BFNProcess, solver: str | None =
     """Draw samples from a BFN with a registered solver in ``nfe`` network calls.
 
     shape: shape of the samples (B, ...) (discrete data: class indices; the state gets a
-    trailing K). schedule: "uniform" | "logsnr" | "quadratic" or a list of BFN times.
+    trailing K). schedule: "uniform" | "logsnr" | "quadratic" | "quadratic-start" or a list of BFN times.
     t_start: first grid time; sampling starts from z ~ N(0, s(t_start)^2 I), the prior
     state at t = 0 propagated without its mean (exact as t_start -> 0). final: "denoise"
     (steps to t = 1, then one call returns the output distribution, as BFN does), "state"

@@ -8,8 +8,8 @@ from torch import Tensor
 
 from .processes import BFNProcess
 
-ScheduleName = Literal["uniform", "logsnr", "quadratic"]
-SCHEDULES = ("uniform", "logsnr", "quadratic")
+ScheduleName = Literal["uniform", "logsnr", "quadratic", "quadratic-start"]
+SCHEDULES = ("uniform", "logsnr", "quadratic", "quadratic-start")
 
 
 def uniform_t(n: int, t_start: float, t_end: float = 1.0) -> Tensor:
@@ -29,6 +29,12 @@ def quadratic(n: int, t_start: float, t_end: float = 1.0) -> Tensor:
     """Quadratic in SDE time s = 1 - t, dense near the data end: t_i = t_end - (t_end - t_start)(1 - i/n)^2."""
     u = torch.linspace(0, 1, n + 1, dtype=torch.float64)
     return t_end - (t_end - t_start) * (1 - u) ** 2
+
+
+def quadratic_start(n: int, t_start: float, t_end: float = 1.0) -> Tensor:
+    """Quadratic in t, dense near the start (the mirror of ``quadratic``): t_i = t_start + (t_end - t_start)(i/n)^2."""
+    u = torch.linspace(0, 1, n + 1, dtype=torch.float64)
+    return t_start + (t_end - t_start) * u ** 2
 
 
 def check_times(ts: Sequence[float] | Tensor) -> Tensor:
@@ -56,4 +62,6 @@ def get_times(schedule: ScheduleName | Sequence[float] | Tensor, n: int, process
         return logsnr(n, t_start, process, t_end)
     if schedule == "quadratic":
         return quadratic(n, t_start, t_end)
+    if schedule == "quadratic-start":
+        return quadratic_start(n, t_start, t_end)
     raise ValueError(f"schedule must be one of {SCHEDULES} or a list of times, got {schedule!r}")

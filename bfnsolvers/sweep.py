@@ -782,7 +782,7 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--samples", type=int, default=2000, help="samples per cell")
     parser.add_argument("--seed", type=_int_list, default=[0], help="seed or comma-separated seeds")
     parser.add_argument("--out", required=True, help="output folder (results.jsonl; re-runs resume)")
-    parser.add_argument("--schedule", default=None, help="time grid: uniform | logsnr | quadratic (default: sample()'s)")
+    parser.add_argument("--schedule", default=None, help="time grid: uniform | logsnr | quadratic | quadratic-start (default: sample()'s)")
     parser.add_argument("--final", default=None, choices=("denoise", "state", "drop"), help="last step (default: sample()'s)")
     parser.add_argument("--t-start", type=float, default=None, help="first grid time (default: per solver)")
     parser.add_argument("--readout", default=None, choices=("mean", "mode", "sample"), help="final readout")
