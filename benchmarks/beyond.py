@@ -110,6 +110,14 @@ def summary(problems: list[str], path: str = "benchmarks/results/beyond.md") -> 
         return min((score(k, n), k) for k, v in table.items()
                    if n in v and (k[1] == "published") == published and k[1] != "uniform")
 
+    def nfe_rows(table: dict, score, show, ratios) -> list[str]:
+        """One row per NFE: the best published and the best of ours by ``score``, shown by ``show``."""
+        rows = []
+        for n in NFES:
+            (pub, pk), (ours, ok) = best(table, score, n, True), best(table, score, n, False)
+            rows.append(f"| {n} | {show(pk, n)} ({pk[0]}) | {show(ok, n)} ({ok[0]} [{ok[1]}]) | {ratios(pub, ours)} |")
+        return rows + [""]
+
     for problem in problems:
         tables = _tables(problem)
         for metric, label in METRICS[problem]:
@@ -120,11 +128,8 @@ def summary(problems: list[str], path: str = "benchmarks/results/beyond.md") -> 
                       + ", ".join(f"{v:.4f} at NFE {n}" for n, v in sorted(table[("bfn", "uniform")].items())), "",
                       "| NFE | best published | best of ours (config) | ours / published | ours / floor |",
                       "|---:|---|---|---:|---:|"]
-            for n in NFES:
-                (pub, pk), (ours, ok) = best(table, score, n, True), best(table, score, n, False)
-                lines.append(f"| {n} | {pub:.4f} ({pk[0]}) | {ours:.4f} ({ok[0]} [{ok[1]}]) | {ours / pub:.2f} "
-                             f"| {ours / floor:.2f} |")
-            lines.append("")
+            lines += nfe_rows(table, score, lambda k, n: f"{table[k][n]:.4f}",
+                              lambda pub, ours: f"{ours / pub:.2f} | {ours / floor:.2f}")
         if len(tables) == 2:   # a configuration is as good as its worse metric
             (m1, (t1, f1, _)), (m2, (t2, f2, _)) = tables.items()
             score = lambda k, n: max(t1[k][n] / f1, t2[k][n] / f2)  # noqa: E731
@@ -133,11 +138,7 @@ def summary(problems: list[str], path: str = "benchmarks/results/beyond.md") -> 
                       f"cells: {m1} / {m2}; floors {f1:.4f} / {f2:.4f}", "",
                       "| NFE | best published | best of ours (config) | worse ratio to floor: published | ours |",
                       "|---:|---|---|---:|---:|"]
-            for n in NFES:
-                (pub, pk), (ours, ok) = best(t1, score, n, True), best(t1, score, n, False)
-                lines.append(f"| {n} | {show(pk, n)} ({pk[0]}) | {show(ok, n)} ({ok[0]} [{ok[1]}]) | {pub:.2f} "
-                             f"| {ours:.2f} |")
-            lines.append("")
+            lines += nfe_rows(t1, score, show, lambda pub, ours: f"{pub:.2f} | {ours:.2f}")
     open(path, "w").write("\n".join(lines))
 
 
