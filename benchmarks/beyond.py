@@ -27,7 +27,10 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 import torch  # noqa: E402
 
+from bfnsolvers.calibrate import calibrated_times, speed_profile  # noqa: E402
+from bfnsolvers.checkpoints import load_checkpoint  # noqa: E402
 from bfnsolvers.oracles import oracle_problem  # noqa: E402
+from bfnsolvers.processes import DiscreteBFN  # noqa: E402
 from bfnsolvers.report import render_report  # noqa: E402
 from bfnsolvers.sampling import PUBLISHED_ETA  # noqa: E402
 from bfnsolvers.sweep import read_results, run_sweep  # noqa: E402
@@ -86,19 +89,24 @@ def trajectory(path: str = "benchmarks/results/beyond-trajectory.md", samples: i
     model, eta = Denoiser(oracle, process), PUBLISHED_ETA["discrete"]
     z0 = process.prior_state((samples, oracle.length, process.num_classes), torch.tensor(eta, dtype=torch.float64),
                              torch.Generator().manual_seed(0), torch.float64)
+    profile = speed_profile(model, process, (200, oracle.length), eta, generator=torch.Generator().manual_seed(7))
     grids = {"published (uniform, drop)": ("uniform", True), "uniform, denoise": ("uniform", False),
-             "quadratic-start, denoise": ("quadratic-start", False)}
+             "quadratic-start, denoise": ("quadratic-start", False), "calibrated, denoise": (profile, False)}
     solvers = ["bfn-solver2-s", "bfn-solver3-t", "bfn-unipc3-t"]
     lines = ["# Discrete ODE solvers: trajectory error on the Markov oracle", "",
              f"Made by `python benchmarks/beyond.py trajectory` ({samples} start states z ~ N(0, K beta(eta)), eta = {eta}).",
              "Each cell: mean |y - y_ref| / |y_ref| at the last grid time, and the fraction of positions whose mode",
              "readout there differs from the reference's (dopri5, rtol 1e-9, same start). 'drop' grids end at the",
              "last-but-one time of the uniform grid and spend their last call on the readout; 'denoise' grids end at",
-             "t = 1 and spend it there; both spend NFE calls.", "",
+             "t = 1 and spend it there; both spend NFE calls. 'calibrated': `bfnsolvers.calibrate` from a pilot of 200",
+             "other start states (seed 7).", "",
              "| NFE | grid | " + " | ".join(f"`{s}`" for s in solvers) + " |", "|---:|---|" + "---|" * len(solvers)]
     for nfe in NFES:
         for name, (schedule, drop) in grids.items():
-            ts = get_times(schedule, nfe, process, eta)[:-1] if drop else get_times(schedule, nfe - 1, process, eta)
+            if isinstance(schedule, str):
+                ts = get_times(schedule, nfe, process, eta)[:-1] if drop else get_times(schedule, nfe - 1, process, eta)
+            else:
+                ts = calibrated_times(schedule, nfe - 1)
             ref = get_solver("reference")(model, z0, ts[[0, -1]], rtol=1e-9, atol=1e-9)
             mode_ref = oracle.log_marginals(ref).argmax(-1)
             cells = []
@@ -182,6 +190,22 @@ def summary(problems: list[str], path: str = "benchmarks/results/beyond.md") -> 
     open(path, "w").write("\n".join(lines))
 
 
+#: Our discrete solvers on grids calibrated to the model (bfnsolvers.calibrate), final call at t = 1.
+CALIBRATED = ["bfn-unipc3-t", "sde-bfn-unipc3-t"]
+
+
+def calibrated(target: str, model, process, shape: tuple[int, ...], samples: int, seeds: list[int], batch_size: int,
+               pilot: int = 200) -> None:
+    """One sweep per NFE (the grid depends on it) on a grid from a pilot run of ``pilot`` start states (seed 7,
+    apart from the scored samples) from the published eta."""
+    eta = PUBLISHED_ETA["discrete"]
+    profile = speed_profile(model, process, (pilot,) + shape, eta, generator=torch.Generator().manual_seed(7))
+    out = f"benchmarks/results/beyond-{target.removeprefix('oracle:')}"
+    for nfe in NFES:
+        config = {"name": "calibrated-denoise", "schedule": calibrated_times(profile, nfe - 1).tolist(), "final": "denoise"}
+        run_sweep(target, CALIBRATED, [nfe], samples, seeds, out, extra_configs=[config], batch_size=batch_size)
+
+
 def main(problems: list[str]) -> None:
     for problem in problems:
         solvers, extra = configs(problem)
@@ -190,6 +214,9 @@ def main(problems: list[str]) -> None:
         run_sweep(f"oracle:{problem}", solvers, NFES, samples, seeds, out, extra_configs=extra, batch_size=1000)
         run_sweep(f"oracle:{problem}", ["bfn"], REFERENCE_NFES[problem], samples, seeds, out,
                   extra_configs=[{"name": "uniform", "schedule": "uniform"}], batch_size=1000)
+        if problem == "markov":
+            oracle, process = oracle_problem(problem)
+            calibrated(f"oracle:{problem}", oracle, process, (oracle.length,), samples, seeds, 1000)
         render_report(out, baseline="bfn")
     summary(["gmm", "markov"])
 
@@ -217,6 +244,9 @@ def models(names: list[str], samples: int = 256) -> None:
                  {"name": "default", "solvers": ours}] + MODEL_EXTRA.get(name, [])
         out = f"benchmarks/results/beyond-{name}"
         run_sweep(name, sorted(set(published + ours)), NFES, samples, [0], out, extra_configs=extra, batch_size=samples)
+        model, process = load_checkpoint(name)
+        if isinstance(process, DiscreteBFN):   # data_shape (L, K): the samples are (L,) class indices
+            calibrated(name, model, process, tuple(model.data_shape[:-1]), samples, [0], samples, pilot=64)
         render_report(out)
     models_summary(list(MODELS))
 

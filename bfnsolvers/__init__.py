@@ -1,4 +1,5 @@
 """bfnsolvers: fast samplers for Bayesian Flow Networks."""
+from .calibrate import calibrated_times, speed_profile
 from .checkpoints import PRESETS, CheckpointError, load_checkpoint
 from .models import Denoiser
 from .processes import BFNProcess, ContinuousBFN, DiscreteBFN, DiscretisedBFN
@@ -7,4 +8,4 @@ from .solvers import SOLVERS, get_solver
 
 __version__ = "0.1.0"
 __all__ = ["BFNProcess", "ContinuousBFN", "DiscretisedBFN", "DiscreteBFN", "Denoiser", "sample", "SampleInfo",
-           "SOLVERS", "get_solver", "load_checkpoint", "CheckpointError", "PRESETS"]
+           "SOLVERS", "get_solver", "load_checkpoint", "CheckpointError", "PRESETS", "speed_profile", "calibrated_times"]
