@@ -7,7 +7,11 @@ units, the same for every NFE), lower order at the final steps, final step "deno
 t = 1) or "drop" (x0_hat at the last-but-one time). (A first pass with a fixed lambda_start showed
 that a fixed start value does not transfer across processes: lambda(1) is 6.9 for the continuous
 oracle and -1.9 for the text8-like chain; a fixed span does.) Also our solvers on the uniform and
-quadratic grids from the published eta. Reference: the original sampler `bfn` at NFE 1000 on its uniform grid.
+quadratic grids from the published eta. Discrete data (Markov oracle, text model): our solvers polynomial
+in t on the uniform grid (with and without lower order at the final steps), on the quadratic-start grid and
+on grids calibrated to the model (``bfnsolvers.calibrate``, pilot start states apart from the scored ones),
+the last two with the final call at t = 1; the Markov oracle is scored on two metrics (entropy gap and
+adjacent-pair TV). Reference: the original sampler `bfn` at NFE 1000 on its uniform grid.
 
     python benchmarks/beyond.py            # writes benchmarks/results/beyond-<problem>/
     python benchmarks/beyond.py plateau    # writes benchmarks/results/plateau-<problem>/
@@ -29,10 +33,13 @@ import torch  # noqa: E402
 
 from bfnsolvers.calibrate import calibrated_times, speed_profile  # noqa: E402
 from bfnsolvers.checkpoints import load_checkpoint  # noqa: E402
+from bfnsolvers.models import Denoiser  # noqa: E402
 from bfnsolvers.oracles import oracle_problem  # noqa: E402
 from bfnsolvers.processes import DiscreteBFN  # noqa: E402
 from bfnsolvers.report import render_report  # noqa: E402
 from bfnsolvers.sampling import PUBLISHED_ETA  # noqa: E402
+from bfnsolvers.schedules import get_times  # noqa: E402
+from bfnsolvers.solvers import get_solver  # noqa: E402
 from bfnsolvers.sweep import read_results, run_sweep  # noqa: E402
 
 NFES = [4, 5, 6, 8, 10, 15, 20]
@@ -82,9 +89,6 @@ def trajectory(path: str = "benchmarks/results/beyond-trajectory.md", samples: i
     """Noise-free error of the discrete ODE solvers on the Markov oracle: from one set of start states, each
     solver's state at the last grid time against dopri5 (rtol 1e-9) to the same time, as the mean relative
     error |y - y_ref| / |y_ref| and the fraction of positions whose mode readout differs from the reference's."""
-    from bfnsolvers.models import Denoiser
-    from bfnsolvers.solvers import get_solver
-    from bfnsolvers.schedules import get_times
     oracle, process = oracle_problem("markov")
     model, eta = Denoiser(oracle, process), PUBLISHED_ETA["discrete"]
     z0 = process.prior_state((samples, oracle.length, process.num_classes), torch.tensor(eta, dtype=torch.float64),
@@ -150,7 +154,8 @@ def summary(problems: list[str], path: str = "benchmarks/results/beyond.md") -> 
              "Made by `python benchmarks/beyond.py` (gmm: 2000 samples, seed 0; markov: 4000 samples, seeds 0 and 1,",
              "values are means over the seeds). 'Best' is selected on these same samples: differences below the",
              "noise floor's std are not significant. Noise floor: the metric of independent exact sample sets of",
-             "the same size (mean ± std over 8 sets).", ""]
+             "the same size (mean ± std over 8 sets). Configs: see the docstring of `benchmarks/beyond.py`;",
+             "'calibrated-denoise' grids come from a pilot run on 200 other start states (seed 7).", ""]
 
     def best(table: dict, score, n: int, published: bool):
         return min((score(k, n), k) for k, v in table.items()
