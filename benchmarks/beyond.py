@@ -34,11 +34,12 @@ import torch  # noqa: E402
 
 from bfnsolvers.calibrate import calibrated_times, speed_profile  # noqa: E402
 from bfnsolvers.checkpoints import load_checkpoint  # noqa: E402
+from bfnsolvers.metrics import markov_bigram_tv, markov_nll_gap  # noqa: E402
 from bfnsolvers.models import Denoiser  # noqa: E402
 from bfnsolvers.oracles import oracle_problem  # noqa: E402
 from bfnsolvers.processes import DiscreteBFN  # noqa: E402
 from bfnsolvers.report import render_report  # noqa: E402
-from bfnsolvers.sampling import PUBLISHED_ETA  # noqa: E402
+from bfnsolvers.sampling import PUBLISHED_ETA, sample  # noqa: E402
 from bfnsolvers.schedules import get_times  # noqa: E402
 from bfnsolvers.solvers import get_solver  # noqa: E402
 from bfnsolvers.sweep import read_results, run_sweep  # noqa: E402
@@ -86,6 +87,13 @@ def plateau(problem: str) -> None:
     render_report(out)
 
 
+def pilot_profile(model, process, shape: tuple[int, ...], pilot: int = 200):
+    """The speed profile that calibrated grids come from: ``pilot`` start states (seed 7, apart from every
+    scored sample) at the published discrete eta."""
+    return speed_profile(model, process, (pilot,) + shape, PUBLISHED_ETA["discrete"],
+                         generator=torch.Generator().manual_seed(7))
+
+
 def trajectory(path: str = "benchmarks/results/beyond-trajectory.md", samples: int = 500) -> None:
     """Noise-free error of the discrete ODE solvers on the Markov oracle: from one set of start states, each
     solver's state at the last grid time against dopri5 (rtol 1e-9) to the same time, as the mean relative
@@ -94,7 +102,7 @@ def trajectory(path: str = "benchmarks/results/beyond-trajectory.md", samples: i
     model, eta = Denoiser(oracle, process), PUBLISHED_ETA["discrete"]
     z0 = process.prior_state((samples, oracle.length, process.num_classes), torch.tensor(eta, dtype=torch.float64),
                              torch.Generator().manual_seed(0), torch.float64)
-    profile = speed_profile(model, process, (200, oracle.length), eta, generator=torch.Generator().manual_seed(7))
+    profile = pilot_profile(model, process, (oracle.length,))
     grids = {"published (uniform, drop)": ("uniform", True), "uniform, denoise": ("uniform", False),
              "quadratic-start, denoise": ("quadratic-start", False), "calibrated, denoise": (profile, False)}
     solvers = ["bfn-solver2-s", "bfn-solver3-t", "bfn-unipc3-t"]
@@ -128,8 +136,6 @@ def chains(path: str = "benchmarks/results/beyond-chains.md", samples: int = 400
     """The NFE 5-6 result on other Markov chains (oracle_problem("markov", seed) for seeds 1, 2; the benchmarks'
     chain is seed 0): calibrated bfn-unipc3-t with the final call at t = 1 vs the published solvers at NFE 10,
     both metrics against exact probabilities (floor: 8 exact sets)."""
-    from bfnsolvers import sample
-    from bfnsolvers.metrics import markov_bigram_tv, markov_nll_gap
     lines = ["# The NFE 5-6 result on other Markov chains", "",
              f"Made by `python benchmarks/beyond.py chains` ({samples} samples x seeds {list(seeds)}, float32, means over",
              "the seeds). Cells: |entropy gap| / adjacent-pair TV. Published: uniform grid from eta = 0.001, last step",
@@ -150,7 +156,7 @@ def chains(path: str = "benchmarks/results/beyond-chains.md", samples: int = 400
 
         exact = [scores(oracle.sample(samples, torch.Generator().manual_seed(1000 + r))) for r in range(8)]
         floor = tuple(sum(e[i] for e in exact) / len(exact) for i in (0, 1))
-        profile = speed_profile(oracle, process, (200, oracle.length), eta, generator=torch.Generator().manual_seed(7))
+        profile = pilot_profile(oracle, process, (oracle.length,))
         uniform = lambda n: get_times("uniform", n, process, eta)[:-1]  # noqa: E731  (the published last_drop grid)
         cells = [floor, run("sde-bfn-solver2-s", uniform(10)), run("bfn-solver2-s", uniform(10)),
                  run("bfn-unipc3-t", calibrated_times(profile, 4)), run("bfn-unipc3-t", calibrated_times(profile, 5)),
@@ -239,8 +245,7 @@ def calibrated(target: str, model, process, shape: tuple[int, ...], samples: int
                pilot: int = 200) -> None:
     """One sweep per NFE (the grid depends on it) on a grid from a pilot run of ``pilot`` start states (seed 7,
     apart from the scored samples) from the published eta."""
-    eta = PUBLISHED_ETA["discrete"]
-    profile = speed_profile(model, process, (pilot,) + shape, eta, generator=torch.Generator().manual_seed(7))
+    profile = pilot_profile(model, process, shape, pilot)
     out = f"benchmarks/results/beyond-{target.removeprefix('oracle:')}"
     for nfe in NFES:
         config = {"name": "calibrated-denoise", "schedule": calibrated_times(profile, nfe - 1).tolist(), "final": "denoise"}
