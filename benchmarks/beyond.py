@@ -17,6 +17,7 @@ adjacent-pair TV). Reference: the original sampler `bfn` at NFE 1000 on its unif
     python benchmarks/beyond.py plateau    # writes benchmarks/results/plateau-<problem>/
     python benchmarks/beyond.py trajectory # writes benchmarks/results/beyond-trajectory.md
     python benchmarks/beyond.py chains     # writes benchmarks/results/beyond-chains.md
+    python benchmarks/beyond.py calibration # writes benchmarks/results/beyond-calibration.md
     python benchmarks/beyond.py models     # digits / text checkpoints: writes benchmarks/results/beyond-<name>/
 
 The models' original-sampler references come from their NFE sweeps (benchmarks/checkpoints.sh), which use
@@ -24,6 +25,7 @@ the same sample count, seed and per-batch seeds.
 """
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -132,6 +134,65 @@ def trajectory(path: str = "benchmarks/results/beyond-trajectory.md", samples: i
     open(path, "w").write("\n".join(lines) + "\n")
 
 
+def calibration(path: str = "benchmarks/results/beyond-calibration.md", samples: int = 2000,
+                seeds: tuple = (10, 11)) -> None:
+    """How the calibrated grid's power was chosen, on tuning seeds apart from the scored ones (0, 1): the Markov
+    oracle with bfn-unipc3-t and the final call at t = 1, and the GMM oracle against its default grid (SW2);
+    then the entropy-gap cancellation of the SDE on the quadratic-start grid at NFE 5 (seed 0)."""
+    from bfnsolvers.sweep import _oracle_target
+    lines = ["# Calibrated grids: choosing the power, and where they do not help", "",
+             f"Made by `python benchmarks/beyond.py calibration` ({samples} samples x seeds {list(seeds)}, float64,",
+             "means over the seeds; pilot: `pilot_profile`, 200 other start states, seed 7).", "",
+             "## Markov oracle, `bfn-unipc3-t`, final call at t = 1: |entropy gap| / adjacent-pair TV", "",
+             "| NFE | " + " | ".join(f"power {p}" for p in POWERS) + " |", "|---:|" + "---|" * len(POWERS)]
+    oracle, process = oracle_problem("markov")
+    profile = pilot_profile(oracle, process, (oracle.length,))
+
+    def markov_scores(x):
+        return abs(markov_nll_gap(x, oracle.init, oracle.trans)), markov_bigram_tv(x, oracle.init, oracle.trans)
+
+    def mean_over_seeds(model, process, solver, ts, shape, score, seed_list=seeds):
+        out = [score(sample(model, process, solver, schedule=ts, final="denoise", shape=shape, dtype=torch.float64,
+                            generator=torch.Generator().manual_seed(s), lower_order_final=False)[0]) for s in seed_list]
+        return [sum(o[i] for o in out) / len(out) for i in range(len(out[0]))]
+
+    for nfe in (5, 6, 8, 10):
+        cells = [mean_over_seeds(oracle, process, "bfn-unipc3-t", calibrated_times(profile, nfe - 1, p),
+                                 (samples, oracle.length), markov_scores) for p in POWERS]
+        lines.append(f"| {nfe} | " + " | ".join(f"{a:.4f} / {b:.4f}" for a, b in cells) + " |")
+
+    gmm = _oracle_target("gmm", torch.device("cpu"))
+    t0 = float(gmm.process.t_of_lam(gmm.process.lam(1.0) - 9.0))   # sample()'s default start for this process
+    gmm_profile = speed_profile(gmm.model, gmm.process, (200,) + gmm.shape, t0, dtype=torch.float64,
+                                generator=torch.Generator().manual_seed(7))
+    sw2 = lambda x, s: (gmm.evaluate(x, s)[0]["sw2"],)  # noqa: E731
+    lines += ["", "## GMM oracle, `bfn-unipc3`: SW2 (default: log-SNR grid spanning 9, last step dropped)", "",
+              "| NFE | default | " + " | ".join(f"power {p}, denoise / drop" for p in (0.5, 0.8)) + " |", "|---:|---|---|---|"]
+    for nfe in (5, 10):
+        def gmm_run(ts):
+            out = [sw2(sample(gmm.model, gmm.process, "bfn-unipc3", schedule=ts, final="denoise", shape=(samples,) + gmm.shape,
+                              dtype=torch.float64, generator=torch.Generator().manual_seed(s), lower_order_final=nfe < 10)[0], s)[0]
+                   for s in seeds]
+            return sum(out) / len(out)
+        default = gmm_run(get_times("logsnr", nfe, gmm.process, t0)[:-1])
+        cells = [f"{gmm_run(calibrated_times(gmm_profile, nfe - 1, p)):.4f} / {gmm_run(calibrated_times(gmm_profile, nfe, p)[:-1]):.4f}"
+                 for p in (0.5, 0.8)]
+        lines.append(f"| {nfe} | {default:.4f} | " + " | ".join(cells) + " |")
+
+    x = sample(oracle, process, "sde-bfn-unipc3-t", schedule=get_times("quadratic-start", 4, process, PUBLISHED_ETA["discrete"]),
+               final="denoise", shape=(4000, oracle.length), dtype=torch.float64, generator=torch.Generator().manual_seed(0))[0]
+    exact = oracle.sample(4000, torch.Generator().manual_seed(5))
+    lines += ["", "## The entropy gap's cancellation: `sde-bfn-unipc3-t`, quadratic-start grid, NFE 5, seed 0, 4000 samples", "",
+              "| samples | pairs with probability < 1e-4 | entropy gap | gap without those pairs' NLL | pair TV |", "|---|---:|---:|---:|---:|"]
+    for name, tokens in (("exact", exact), ("SDE, NFE 5", x)):
+        logp = oracle.trans[tokens[:, :-1], tokens[:, 1:]].log()
+        rare = logp < math.log(1e-4)
+        gap = markov_nll_gap(tokens, oracle.init, oracle.trans)
+        lines.append(f"| {name} | {rare.double().mean().item():.5f} | {gap:.4f} | "
+                     f"{gap + (logp * rare).sum().item() / tokens.numel():.4f} | {markov_bigram_tv(tokens, oracle.init, oracle.trans):.4f} |")
+    open(path, "w").write("\n".join(lines) + "\n")
+
+
 def chains(path: str = "benchmarks/results/beyond-chains.md", samples: int = 4000, seeds: tuple = (0, 1)) -> None:
     """The NFE 5-6 result on other Markov chains (oracle_problem("markov", seed) for seeds 1, 2; the benchmarks'
     chain is seed 0): calibrated bfn-unipc3-t with the final call at t = 1 vs the published solvers at NFE 10,
@@ -163,6 +224,10 @@ def chains(path: str = "benchmarks/results/beyond-chains.md", samples: int = 400
                  run("bfn-unipc3-t", uniform(5))]
         lines.append(f"| {chain} | " + " | ".join(f"{a:.4f} / {b:.4f}" for a, b in cells) + " |")
     open(path, "w").write("\n".join(lines) + "\n")
+
+
+#: Powers of the calibrated grid compared on the tuning seeds (``calibration``).
+POWERS = (0.35, 0.5, 0.65, 0.8, 1.0)
 
 
 METRICS = {"gmm": [("sw2", "sliced W2 to exact samples")],
@@ -338,6 +403,8 @@ if __name__ == "__main__":
         trajectory()
     elif sys.argv[1:2] == ["chains"]:
         chains()
+    elif sys.argv[1:2] == ["calibration"]:
+        calibration()
     elif sys.argv[1:2] == ["plateau"]:
         for problem in sys.argv[2:] or ["gmm", "discretised"]:
             plateau(problem)

@@ -55,7 +55,7 @@ def speed_profile(model: Callable | Denoiser, process: BFNProcess, shape: Sequen
 def calibrated_times(profile: SpeedProfile, n: int, power: float = 0.8) -> Tensor:
     """n + 1 times from the pilot's start to its end at equal increments of int speed^power du. power = 0.8
     was chosen among 0.35-1.0 on the Markov oracle with final="denoise" and bfn-unipc3-t, on samples apart
-    from those the benchmarks score (benchmarks/results/beyond.md)."""
+    from those the benchmarks score (benchmarks/results/beyond-calibration.md)."""
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n (number of steps) must be a positive integer, got {n!r}")
     if not power > 0:
