@@ -203,15 +203,16 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     return _normalise_keys(state)
 
 
-#: Folder of the checkpoints shipped with the repository (``load_checkpoint("<name>")``).
-SHIPPED_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
+#: Folder of the shipped checkpoints (``load_checkpoint("<name>")``): the installed package's
+#: ``_checkpoints`` data folder, or ``<repo>/checkpoints`` in a source checkout.
+from ._paths import SHIPPED_DIR  # noqa: E402
 #: Safetensors metadata key holding a JSON config written by ``bfnsolvers.train``.
 CONFIG_METADATA_KEY = "bfnsolvers_config"
 
 
 def resolve_checkpoint_path(path: str | Path) -> Path:
     """``path`` itself, or, for a bare name such as ``"digits-continuous"`` that is not an
-    existing file, the shipped ``<repo>/checkpoints/<name>.safetensors`` if it exists."""
+    existing file, the shipped ``SHIPPED_DIR/<name>.safetensors`` if it exists."""
     p = Path(path)
     if not p.exists() and isinstance(path, str) and p.name == path and p.suffix.lower() not in (
         ".safetensors", ".pt", ".pth", ".ckpt", ".bin"
@@ -400,8 +401,8 @@ def load_checkpoint(
     Args:
         path: ``.pt`` / ``.pth`` (a state dict, possibly nested under ``ema`` /
             ``model`` / ``state_dict`` ...) or ``.safetensors``; or the bare name of
-            a shipped checkpoint (``"digits-continuous"`` -> ``<repo>/checkpoints/
-            digits-continuous.safetensors``).
+            a shipped checkpoint (``"digits-continuous"`` -> ``SHIPPED_DIR/
+            digits-continuous.safetensors``: ``<repo>/checkpoints`` or the wheel's copy).
         config: preset name (see ``PRESETS``), path to an official YAML config,
             or a config dict (official BFN or BFN-Solver schema). ``None``: the
             config stored in the file's metadata by ``bfnsolvers.train`` if any,

@@ -84,10 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     add_train_arguments(sub.add_parser("train", help="train a small BFN from a recipe"))
     add_sweep_arguments(sub.add_parser("sweep", help="NFE-vs-quality sweep (resumable)"))
     add_report_arguments(sub.add_parser("report", help="render a sweep directory as markdown + PNG"))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["sample", *argv]  # no subcommand: the main job, `bfnsolvers sample [options]`
     args = parser.parse_args(argv)
-    command = args.command or "sample"
-    if args.command is None:
-        args = parser.parse_args(["sample"] + (argv if argv is not None else sys.argv[1:]))
+    command = args.command
     handlers = {"sample": run_sample, "solvers": run_solvers, "train": run_train, "sweep": run_sweep_cli,
                 "report": run_report_cli}
     result = handlers[command](args)

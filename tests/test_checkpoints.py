@@ -24,9 +24,6 @@ from bfnsolvers.networks import build_model
 from conftest import TESTVECTORS as TV, meta, small_config  # noqa: E402
 NAMES = ["unet_vdm_c", "unet_vdm_d", "unet_improved_mnist", "gpt_text8"]
 
-pytestmark = pytest.mark.skipif(
-    not (TV / "README.md").is_file(), reason=f"official test vectors not found at {TV}"
-)
 
 
 def ckpt(name: str) -> Path:

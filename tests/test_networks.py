@@ -13,9 +13,6 @@ from bfnsolvers.networks.config import parse_yaml_subset
 from conftest import TESTVECTORS as TV, meta, small_config  # noqa: E402
 NAMES = ["unet_vdm_c", "unet_vdm_d", "unet_improved_mnist", "gpt_text8"]
 
-needs_vectors = pytest.mark.skipif(
-    not (TV / "README.md").is_file(), reason=f"official test vectors not found at {TV}"
-)
 
 
 def tensors(name: str, kind: str) -> dict[str, torch.Tensor]:
@@ -28,7 +25,6 @@ def rel_err(ours: torch.Tensor, ref: torch.Tensor) -> float:
     return ((ours - ref).abs().max() / ref.abs().max()).item()
 
 
-@needs_vectors
 @pytest.mark.parametrize("name", NAMES)
 def test_state_dict_layout_matches_official(name):
     model = build_model(small_config(name))
@@ -36,7 +32,6 @@ def test_state_dict_layout_matches_official(name):
     assert ours == meta(name)["state_dict_keys"]
 
 
-@needs_vectors
 @pytest.mark.parametrize("name", NAMES)
 def test_fixed_buffers_match_official(name):
     state = tensors(name, "state_dict")
@@ -46,7 +41,6 @@ def test_fixed_buffers_match_official(name):
             torch.testing.assert_close(ours[key], state[key], rtol=0, atol=1e-6)
 
 
-@needs_vectors
 @pytest.mark.parametrize("name", NAMES)
 def test_bare_network_reproduces_official_output(name):
     net = build_network(small_config(name))
@@ -59,7 +53,6 @@ def test_bare_network_reproduces_official_output(name):
     assert rel_err(out, cases["net_output"]) < 1e-5
 
 
-@needs_vectors
 @pytest.mark.parametrize("name", NAMES)
 def test_float64_agrees_with_float32_reference(name):
     net = build_network(small_config(name))
@@ -77,7 +70,6 @@ def _wrapped(name: str):
     return model, tensors(name, "cases")
 
 
-@needs_vectors
 @pytest.mark.parametrize("name", ["unet_vdm_c", "unet_vdm_d"])
 def test_image_wrapper_convention(name):
     model, cases = _wrapped(name)
@@ -92,7 +84,6 @@ def test_image_wrapper_convention(name):
     assert rel_err(out, ref.squeeze(-1) if h == 1 else ref) < 1e-5
 
 
-@needs_vectors
 def test_binary_wrapper_convention():
     model, cases = _wrapped("unet_improved_mnist")
     theta = cases["input_params_sampling_layout"].squeeze(3)  # (B, H, W, 2) = [P0, P1]
@@ -106,7 +97,6 @@ def test_binary_wrapper_convention():
     torch.testing.assert_close(logits.softmax(-1), probs, rtol=0, atol=1e-5)
 
 
-@needs_vectors
 def test_text_wrapper_convention():
     model, cases = _wrapped("gpt_text8")
     with torch.no_grad():
@@ -116,7 +106,6 @@ def test_text_wrapper_convention():
     torch.testing.assert_close(logits.softmax(-1), cases["probs"], rtol=0, atol=1e-6)
 
 
-@needs_vectors
 def test_wrapper_accepts_scalar_time_and_rejects_bad_shapes():
     model, cases = _wrapped("gpt_text8")
     theta = cases["input_probs"][:2]
@@ -149,7 +138,6 @@ def test_build_network_rejects_bad_configs(cfg, match):
         build_network(cfg)
 
 
-@needs_vectors
 def test_official_full_size_configs_build():
     """The full official configs build (on the meta device: shapes only, no memory)."""
     expected_heads = {"unet_vdm_c": [3, 131], "unet_vdm_d": [6, 131], "unet_improved_mnist": [1, 256]}
@@ -165,7 +153,6 @@ def test_official_full_size_configs_build():
             assert sum(k.endswith("attn.c_attn.weight") for k in state) == 24
 
 
-@needs_vectors
 def test_solver_schema_config_is_accepted():
     info = meta("unet_vdm_c")
     bfn = normalize_model_config(small_config("unet_vdm_c"))

@@ -1,4 +1,4 @@
-"""Parity with the official BFN-Solver trajectories in ../shared/testvectors/solver_vectors.*.
+"""Parity with the official BFN-Solver trajectories in tests/data/testvectors/solver_vectors.*.
 
 Each official run is replayed from its initial state with its recorded noise (and categorical draws)
 through our solver functions; every intermediate state must match to relative error < 1e-3.
@@ -28,14 +28,12 @@ NOT_REPRODUCED = {
 def _runs(domain: str) -> list[dict]:
     from conftest import TESTVECTORS
     path = TESTVECTORS / "solver_vectors.json"
-    return json.loads(path.read_text())[domain]["runs"] if path.exists() else []
+    return json.loads(path.read_text())[domain]["runs"]
 
 
 @pytest.fixture(scope="module")
 def vectors(request):
     from conftest import TESTVECTORS
-    if not (TESTVECTORS / "solver_vectors.safetensors").exists():
-        pytest.skip(f"solver test vectors not found in {TESTVECTORS}")
     meta = {n: json.loads((TESTVECTORS / f"{n}.json").read_text()) for n in ("unet_vdm_c", "gpt_text8")}
     models = {n: load_checkpoint(TESTVECTORS / f"{n}.state_dict.safetensors", meta[n]["small_config_solver_schema"])
               for n in meta}

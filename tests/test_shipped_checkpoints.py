@@ -16,10 +16,10 @@ import pytest
 import torch
 
 import bfnsolvers
-from bfnsolvers.checkpoints import load_checkpoint
+from bfnsolvers.checkpoints import SHIPPED_DIR, load_checkpoint
 from bfnsolvers.train import evaluate_loss_inf, evaluation_set, process_hparams
 
-CHECKPOINTS = Path(bfnsolvers.__file__).resolve().parents[1] / "checkpoints"
+CHECKPOINTS = SHIPPED_DIR
 NAMES = ["digits-continuous", "digits-discretised", "text-discrete"]
 CARD_BLOCK = re.compile(r"<!-- bfnsolvers-card -->\s*```json\n(.*?)\n```", re.S)
 
@@ -31,8 +31,9 @@ def card(name: str) -> dict:
 
 
 def shipped(name: str) -> None:
-    if not (CHECKPOINTS / f"{name}.safetensors").is_file() or not (CHECKPOINTS / f"{name}.md").is_file():
-        pytest.skip(f"{name} is not shipped in {CHECKPOINTS}")
+    """Every named checkpoint and its model card are part of the repository (missing: a failure)."""
+    assert (CHECKPOINTS / f"{name}.safetensors").is_file(), f"{name}.safetensors missing from {CHECKPOINTS}"
+    assert (CHECKPOINTS / f"{name}.md").is_file(), f"{name}.md missing from {CHECKPOINTS}"
 
 
 

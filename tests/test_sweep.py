@@ -224,8 +224,7 @@ def test_digits_metrics_with_a_tiny_random_network(tmp_path: Path) -> None:
     from bfnsolvers.metrics.images import DEFAULT_CLASSIFIER_PATH
     from bfnsolvers.sweep import _digits_target
 
-    if not DEFAULT_CLASSIFIER_PATH.is_file():
-        pytest.skip(f"digits classifier not found at {DEFAULT_CLASSIFIER_PATH}")
+    assert DEFAULT_CLASSIFIER_PATH.is_file(), f"digits classifier missing: {DEFAULT_CLASSIFIER_PATH}"
     target = _digits_target("tiny-digits", _TinyEps(), ContinuousBFN(0.02))
     (r,) = run_sweep(target, ["bfn-solver++2"], [4], 32, [0], tmp_path, batch_size=16, progress=False)
     assert r["status"] == "ok" and r["metrics"]["fd"] > r["noise_floor"]["fd"] > 0
@@ -243,10 +242,6 @@ def test_text_metrics_with_a_tiny_random_network(tmp_path: Path) -> None:
     assert floor["spelling_accuracy"] > 0.5 and m["char_nll"] > floor["char_nll"] > 0
 
 
-def test_shipped_checkpoint_target_if_present() -> None:
-    from bfnsolvers.checkpoints import resolve_checkpoint_path
-
-    if not Path(resolve_checkpoint_path("digits-continuous")).is_file():
-        pytest.skip("checkpoints/digits-continuous.safetensors not shipped yet")
+def test_shipped_checkpoint_target() -> None:
     target = resolve_target("digits-continuous")
     assert target.shape == (8, 8, 1) and target.primary == "fd"

@@ -20,6 +20,8 @@ from scipy import linalg
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from .._paths import SHIPPED_DIR
+
 __all__ = [
     "DEFAULT_CLASSIFIER_PATH",
     "DigitsClassifier",
@@ -33,7 +35,7 @@ __all__ = [
     "train_digits_classifier",
 ]
 
-DEFAULT_CLASSIFIER_PATH = Path(__file__).resolve().parents[2] / "checkpoints" / "digits-classifier.safetensors"
+DEFAULT_CLASSIFIER_PATH = SHIPPED_DIR / "digits-classifier.safetensors"
 
 
 class DigitsClassifier(nn.Module):
