@@ -395,18 +395,44 @@ def models_summary(names: list[str], path: str = "benchmarks/results/beyond-mode
     open(path, "w").write("\n".join(lines))
 
 
+COMMANDS = ("models", "trajectory", "chains", "calibration", "plateau")
+
+
+def parse_args(argv: list[str] | None = None):
+    """``beyond.py [PROBLEM ...] | models [NAME ...] | plateau [PROBLEM ...] | trajectory | chains | calibration``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python benchmarks/beyond.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", nargs="*", metavar="COMMAND_OR_PROBLEM",
+                        help=f"oracle problems (gmm, discretised, markov; default: gmm markov), or one of {COMMANDS} "
+                             "followed by its arguments (models: checkpoint names; plateau: problems)")
+    args = parser.parse_args(argv)
+    what = args.what
+    problems = ("gmm", "discretised", "markov")
+    head, rest = (what[0], what[1:]) if what and what[0] in COMMANDS else (None, what)
+    if head in ("trajectory", "chains", "calibration") and rest:
+        parser.error(f"{head} takes no arguments, got {rest}")
+    if head == "models" and any(n not in MODELS for n in rest):
+        parser.error(f"models: expected checkpoint names among {list(MODELS)}, got {rest}")
+    if head in (None, "plateau") and any(p not in problems for p in rest):
+        parser.error(f"expected oracle problems among {problems} or a command among {COMMANDS}, got {what}")
+    return what
+
+
 if __name__ == "__main__":
+    argv = parse_args()
     torch.set_num_threads(1)
-    if sys.argv[1:2] == ["models"]:
-        models(sys.argv[2:] or list(MODELS))
-    elif sys.argv[1:2] == ["trajectory"]:
+    if argv[:1] == ["models"]:
+        models(argv[1:] or list(MODELS))
+    elif argv[:1] == ["trajectory"]:
         trajectory()
-    elif sys.argv[1:2] == ["chains"]:
+    elif argv[:1] == ["chains"]:
         chains()
-    elif sys.argv[1:2] == ["calibration"]:
+    elif argv[:1] == ["calibration"]:
         calibration()
-    elif sys.argv[1:2] == ["plateau"]:
-        for problem in sys.argv[2:] or ["gmm", "discretised"]:
+    elif argv[:1] == ["plateau"]:
+        for problem in argv[1:] or ["gmm", "discretised"]:
             plateau(problem)
     else:
-        main(sys.argv[1:] or ["gmm", "markov"])
+        main(argv or ["gmm", "markov"])

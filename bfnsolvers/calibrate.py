@@ -32,9 +32,13 @@ class SpeedProfile:
 @torch.no_grad()
 def speed_profile(model: Callable | Denoiser, process: BFNProcess, shape: Sequence[int], t_start: float, *,
                   schedule: ScheduleName | None = None, steps: int = 200, generator: torch.Generator | None = None,
-                  dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> SpeedProfile:
+                  dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
+                  progress: Callable[[int, int], None] | None = None) -> SpeedProfile:
     """Mean |x0_hat(t_{j+1}) - x0_hat(t_j)| / (u_{j+1} - u_j) along pilot ODE trajectories (bfn-unipc3-t for
-    discrete data, bfn-unipc3 otherwise) from ``shape``-sized start states at ``t_start`` on the base grid."""
+    discrete data, bfn-unipc3 otherwise) from ``shape``-sized start states at ``t_start`` on the base grid.
+    progress: called as ``progress(steps_done, steps)`` after each pilot step (e.g. to drive a progress bar)."""
+    if progress is not None and not callable(progress):
+        raise ValueError(f"progress must be a callable progress(done, total) or None, got {progress!r}")
     if not isinstance(steps, int) or steps < 4:
         raise ValueError(f"steps must be an integer >= 4 (pilot grid), got {steps!r}")
     if not 0 < t_start < 1:
@@ -46,7 +50,12 @@ def speed_profile(model: Callable | Denoiser, process: BFNProcess, shape: Sequen
     state_shape = tuple(shape) + ((process.num_classes,) if discrete else ())
     z = process.prior_state(state_shape, times[0], generator, dtype, device)
     x0s: list[Tensor] = []
-    get_solver("bfn-unipc3-t" if discrete else "bfn-unipc3")(denoiser, z, times, callback=lambda info: x0s.append(info["x0"]))
+    def on_step(info: dict) -> None:
+        x0s.append(info["x0"])
+        if progress is not None:
+            progress(min(len(x0s), steps), steps)
+
+    get_solver("bfn-unipc3-t" if discrete else "bfn-unipc3")(denoiser, z, times, callback=on_step)
     change = torch.stack([(b - a).abs().mean() for a, b in zip(x0s[:-1], x0s[1:])]).double().cpu()
     change = torch.cat([change, change[-1:]])          # the last step has no later prediction: repeat its neighbour
     return SpeedProfile(times.cpu(), change * steps)

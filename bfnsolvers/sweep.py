@@ -37,10 +37,12 @@ from torch import Tensor
 
 from .oracles import oracle_problem
 from .sampling import data_kind, resolve_defaults, sample
+from .schedules import SCHEDULES, check_times
 from .solvers import SOLVERS, get_solver
 
 __all__ = [
     "Metric",
+    "SweepLockedError",
     "SweepTarget",
     "add_sweep_arguments",
     "batch_seed",
@@ -282,31 +284,69 @@ def resolve_target(target: str | SweepTarget, *, config: Any = None, device: str
 # --------------------------------------------------------------------------- results file
 
 
+def _parse_lines(data: bytes) -> tuple[list[dict], bool]:
+    """(records, clean): every line that parses as a JSON object, the last one per ``key`` (in the
+    order of first appearance); ``clean`` is False if a line was corrupt, partial or a duplicate."""
+    by_key: dict[Any, dict] = {}
+    clean = data.endswith(b"\n") or not data
+    for i, raw in enumerate(data.splitlines()):
+        if not raw.strip():
+            clean = False
+            continue
+        try:
+            rec = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            clean = False  # torn by a crash or corrupted by something else than our writer: the cell reruns
+            continue
+        if not isinstance(rec, dict):
+            clean = False
+            continue
+        key = rec.get("key", ("line", i))
+        if key in by_key:
+            clean = False
+            del by_key[key]  # a re-run cell: its last line counts (placed where it was rewritten)
+        by_key[key] = rec
+    return list(by_key.values()), clean
+
+
 def read_results(out_dir: str | Path, *, repair: bool = False) -> list[dict]:
-    """The records of ``out_dir/results.jsonl``; a trailing partial line is ignored (and cut off if ``repair``)."""
+    """The records of ``out_dir/results.jsonl``: corrupt or partial lines are skipped, a key seen twice
+    counts once (its last line). ``repair``: if any line was skipped, rewrite the file without it (atomically)."""
     path = Path(out_dir) / RESULTS_FILE
     if not path.is_file():
         return []
-    data = path.read_bytes()
-    end = data.rfind(b"\n") + 1
-    if end < len(data) and repair:
-        with open(path, "r+b") as f:
-            f.truncate(end)
-            f.flush()
-            os.fsync(f.fileno())
-    records = []
-    for raw in data[:end].splitlines():
-        if not raw.strip():
-            continue
-        try:
-            records.append(json.loads(raw))
-        except json.JSONDecodeError:
-            continue  # a line corrupted by something else than our writer: skipped, the cell reruns
+    records, clean = _parse_lines(path.read_bytes())
+    if repair and not clean:
+        _rewrite(path, records)
     return records
 
 
+def _encode(record: dict) -> bytes:
+    return (json.dumps(_finite(record), sort_keys=False) + "\n").encode()
+
+
+def _rewrite(path: Path, records: Sequence[dict]) -> None:
+    """Replace ``path`` by ``records`` atomically: a fsynced temporary file renamed over it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(b"".join(_encode(r) for r in records))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    try:
+        fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def _append_line(path: Path, record: dict) -> None:
-    line = (json.dumps(_finite(record), sort_keys=False) + "\n").encode()
+    line = _encode(record)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         view = memoryview(line)
@@ -315,6 +355,55 @@ def _append_line(path: Path, record: dict) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _write_record(path: Path, record: dict, written: set) -> None:
+    """Append a cell's line, or, for a key already in the file (a failed cell re-run), rewrite the
+    file with its old line replaced: one line per key."""
+    if record["key"] in written:
+        records = read_results(path.parent)
+        _rewrite(path, [record if r.get("key") == record["key"] else r for r in records])
+    else:
+        _append_line(path, record)
+        written.add(record["key"])
+
+
+class SweepLockedError(RuntimeError):
+    """Another sweep holds the lock of the output folder."""
+
+
+LOCK_FILE = "sweep.lock"
+
+
+class _FolderLock:
+    """An exclusive ``fcntl.flock`` on ``out_dir/sweep.lock`` (released when the process ends, even
+    killed: no stale locks); holds the owner's pid and host for the error message."""
+
+    def __init__(self, out: Path):
+        self.out, self.path, self.fd = out, out / LOCK_FILE, None
+
+    def acquire(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock
+            return
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise SweepLockedError(f"out: another sweep is running on {str(self.out)!r} (lock {str(self.path)!r} "
+                                   f"held by {owner}); wait for it to end or use another folder") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {platform.node()}\n".encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            os.close(self.fd)  # closing releases the flock
+            self.fd = None
 
 
 def _finite(obj: Any) -> Any:
@@ -514,6 +603,39 @@ def _validate_list(name: str, values: Any, kind: str) -> list:
     return values
 
 
+def _check_out_dir(out_dir: Any) -> Path:
+    """``out_dir`` as a Path: a non-empty path that is not an existing file."""
+    if not isinstance(out_dir, (str, os.PathLike)) or not str(os.fspath(out_dir)).strip():
+        raise ValueError(f"out: expected a non-empty folder path, got {out_dir!r}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out: {str(out)!r} exists and is not a folder")
+    return out
+
+
+_READOUTS = ("mean", "mode", "sample")
+
+
+def _check_sample_kwargs(kw: dict, where: str) -> None:
+    """The sample() arguments of a cell, checked before any cell runs (``where``: the config named in errors)."""
+    schedule = kw["schedule"]
+    if isinstance(schedule, str):
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule{where}: expected one of {list(SCHEDULES)} or a list of times, got {schedule!r}")
+    else:
+        try:
+            check_times(schedule)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ValueError(f"schedule{where}: expected a named grid or increasing times in [0, 1]: {exc}") from None
+    t = kw["t_start"]
+    if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t) or not 0 <= t < 1:
+        raise ValueError(f"t_start{where}: expected a finite number in [0, 1), got {t!r}")
+    if kw["final"] not in ("denoise", "state", "drop"):
+        raise ValueError(f"final{where}: expected 'denoise', 'state' or 'drop', got {kw['final']!r}")
+    if kw["readout"] not in _READOUTS:
+        raise ValueError(f"readout{where}: expected one of {list(_READOUTS)}, got {kw['readout']!r}")
+
+
 def _plan_cells(target: SweepTarget, solvers: Sequence[str], nfes: Sequence[int], seeds: Sequence[int],
                 samples: int, batch_size: int, base: dict, extra_configs: Sequence[dict] | None,
                 device: torch.device) -> list[_Cell]:
@@ -539,8 +661,7 @@ def _plan_cells(target: SweepTarget, solvers: Sequence[str], nfes: Sequence[int]
                     _, kw["schedule"], kw["t_start"], kw["final"] = resolve_defaults(
                         target.process, solver, kw["schedule"], kw.get("t_start"), kw["final"])
                     kw["dtype"] = _as_dtype(kw["dtype"])
-                    if kw["final"] not in ("denoise", "state", "drop"):
-                        raise ValueError(f"final must be 'denoise', 'state' or 'drop', got {kw['final']!r}")
+                    _check_sample_kwargs(kw, "" if cfg["name"] == "default" else f" (extra config {cfg['name']!r})")
                     options = {k: v for k, v in overrides.items() if k not in SAMPLE_KEYS}
                     schedule = kw["schedule"] if isinstance(kw["schedule"], str) else [float(t) for t in kw["schedule"]]
                     config = {"target": target.name, "solver": solver, "nfe": nfe, "seed": seed,
@@ -708,6 +829,7 @@ def run_sweep(target: str | SweepTarget, solvers: Sequence[str], nfes: Sequence[
         raise ValueError(f"samples must be an integer >= 2, got {samples!r}")
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    out = _check_out_dir(out_dir)
     device = torch.device(device)
     d, device = _init_distributed(device)
     try:
@@ -718,14 +840,26 @@ def run_sweep(target: str | SweepTarget, solvers: Sequence[str], nfes: Sequence[
             raise ValueError(f"solvers {bad} do not support {kind} data (target {tgt.name!r})")
         base = {"schedule": schedule, "final": final, "t_start": t_start, "readout": readout, "dtype": dtype}
         cells = _plan_cells(tgt, solvers, nfes, seeds, samples, batch_size, base, extra_configs, device)
-        out = Path(out_dir)
         path = out / RESULTS_FILE
-        pending_keys = None
+        lock = _FolderLock(out)
+        plan: tuple[Exception | None, list | None] = (None, None)
         if d.rank == 0:
-            out.mkdir(parents=True, exist_ok=True)
-            done = {r.get("key") for r in read_results(out, repair=True) if r.get("status") in ("ok", "error")}
-            pending_keys = [c.key for c in cells if c.key not in done]
-        pending_keys = set(_broadcast(pending_keys, d))
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+                lock.acquire()
+            except SweepLockedError as exc:
+                plan = (exc, None)
+            except OSError as exc:
+                plan = (ValueError(f"out: cannot create or lock {str(out)!r}: {exc}"), None)
+            else:
+                records = read_results(out, repair=True)
+                done = {r.get("key") for r in records if r.get("status") in ("ok", "error")}
+                plan = (None, [c.key for c in cells if c.key not in done])
+                written = {r.get("key") for r in records}
+        error, pending_keys = _broadcast(plan, d)
+        if error is not None:  # every rank raises, none waits for the others
+            raise error
+        pending_keys = set(pending_keys)
         todo = [c for c in cells if c.key in pending_keys]
         bar = _Progress(progress and d.rank == 0, len(todo), samples)
         try:
@@ -736,10 +870,11 @@ def run_sweep(target: str | SweepTarget, solvers: Sequence[str], nfes: Sequence[
                 shares = _gather(share, d)
                 gather_s = time.perf_counter() - t0
                 if d.rank == 0:
-                    _append_line(path, _record(cell, tgt, shares, samples, device, d, gather_s, command))
+                    _write_record(path, _record(cell, tgt, shares, samples, device, d, gather_s, command), written)
                 bar.end_cell(samples)
         finally:
             bar.close()
+            lock.release()
         return read_results(out) if d.rank == 0 else []
     finally:
         if d.owned:
@@ -759,6 +894,17 @@ def _int_list(text: str) -> list[int]:
     if not values:
         raise argparse.ArgumentTypeError("expected at least one integer")
     return values
+
+
+def _sweep_schedule(text: str) -> str | list[float]:
+    """--schedule of a sweep: a named grid or a comma list of times ("calibrated" is per model: not in sweeps)."""
+    from .cli import parse_schedule
+
+    value = parse_schedule(text)
+    if value == "calibrated":
+        raise argparse.ArgumentTypeError("'calibrated' is not available in sweeps; pass the calibrated times as a "
+                                         "comma-separated list")
+    return value
 
 
 def _json_config(text: str) -> dict:
@@ -782,7 +928,9 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--samples", type=int, default=2000, help="samples per cell")
     parser.add_argument("--seed", type=_int_list, default=[0], help="seed or comma-separated seeds")
     parser.add_argument("--out", required=True, help="output folder (results.jsonl; re-runs resume)")
-    parser.add_argument("--schedule", default=None, help="time grid: uniform | logsnr | quadratic | quadratic-start (default: sample()'s)")
+    parser.add_argument("--schedule", default=None, type=_sweep_schedule,
+                        help="time grid: uniform | logsnr | quadratic | quadratic-start, or comma-separated BFN times "
+                             "(default: sample()'s)")
     parser.add_argument("--final", default=None, choices=("denoise", "state", "drop"), help="last step (default: sample()'s)")
     parser.add_argument("--t-start", type=float, default=None, help="first grid time (default: per solver)")
     parser.add_argument("--readout", default=None, choices=("mean", "mode", "sample"), help="final readout")
@@ -795,6 +943,9 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads before sampling")
     parser.add_argument("--no-progress", action="store_true", help="no progress display")
     parser.add_argument("--report", action="store_true", help="render report.md and the PNGs when done")
+    parser.add_argument("--allow-errors", action="store_true",
+                        help="exit 0 even if some cells recorded errors (e.g. an NFE a solver cannot spend); "
+                             "by default such a sweep exits 1")
     return parser
 
 
@@ -826,14 +977,19 @@ def run_sweep_cli(args: argparse.Namespace) -> int:
                         extra_configs=[{"name": "default"}, *args.extra_config] if args.extra_config else None,
                         t_start=args.t_start, readout=args.readout, dtype=args.dtype, device=args.device,
                         config=args.config, command=_command_line())
-    if records:
-        errors = sum(r.get("status") == "error" for r in records)
-        print(f"{len(records)} cells in {Path(args.out) / RESULTS_FILE} ({errors} with errors)")
-        if args.report:
-            from .report import render_report
+    bad = [r for r in records if r.get("status") != "ok"]
+    print(f"{len(records)} cells in {Path(args.out) / RESULTS_FILE} ({len(bad)} with errors)")
+    if args.report and records:
+        from .report import render_report
 
-            render_report(args.out)
-            print(f"report: {Path(args.out) / 'report.md'}")
+        render_report(args.out)
+        print(f"report: {Path(args.out) / 'report.md'}")
+    if bad:
+        first = bad[0]
+        print(f"bfnsolvers sweep: {len(bad)} of {len(records)} cells failed; first: {first.get('solver')} "
+              f"NFE {first.get('nfe')} seed {first.get('seed')} [{first.get('config_name', 'default')}]: "
+              f"{first.get('error', 'no metrics')}", file=sys.stderr)
+        return 0 if args.allow_errors else 1
     return 0
 
 

@@ -245,3 +245,121 @@ def test_text_metrics_with_a_tiny_random_network(tmp_path: Path) -> None:
 def test_shipped_checkpoint_target() -> None:
     target = resolve_target("digits-continuous")
     assert target.shape == (8, 8, 1) and target.primary == "fd"
+
+
+# --------------------------------------------------------------------------- lock, validation, exit status, repair
+
+
+def test_second_sweep_on_the_same_folder_is_refused(tmp_path: Path) -> None:
+    from bfnsolvers.sweep import LOCK_FILE, SweepLockedError, _FolderLock
+
+    held = _FolderLock(tmp_path)
+    held.acquire()  # another process would hold it the same way (flock is per open file description)
+    try:
+        with pytest.raises(SweepLockedError, match="another sweep is running") as info:
+            run_sweep("oracle:gmm", ["bfn"], [5], 8, [0], tmp_path, progress=False)
+        assert str(tmp_path) in str(info.value) and LOCK_FILE in str(info.value)
+        assert f"pid {os.getpid()}" in str(info.value)
+        assert not (tmp_path / RESULTS_FILE).exists()  # no cell ran
+    finally:
+        held.release()
+    (r,) = run_sweep("oracle:gmm", ["bfn"], [5], 8, [0], tmp_path, progress=False)  # free again
+    assert r["status"] == "ok"
+
+
+def test_lock_is_released_when_its_process_dies(tmp_path: Path) -> None:
+    code = ("import sys, os; from pathlib import Path; from bfnsolvers.sweep import _FolderLock; "
+            "_FolderLock(Path(sys.argv[1])).acquire(); os._exit(0)")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, check=True, timeout=120)
+    (r,) = run_sweep("oracle:gmm", ["bfn"], [5], 8, [0], tmp_path, progress=False)
+    assert r["status"] == "ok"
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(schedule="foo"), "schedule: expected one of"),
+    (dict(schedule=[0.5, 0.2]), "schedule"),
+    (dict(t_start=float("nan")), "t_start: expected a finite number"),
+    (dict(t_start=1.5), "t_start"),
+    (dict(readout="median"), "readout"),
+    (dict(extra_configs=[{"name": "x", "schedule": "nope"}]), r"schedule \(extra config 'x'\)"),
+    (dict(out_dir=""), "out: expected a non-empty folder path"),
+])
+def test_bad_sample_arguments_are_rejected_before_any_cell(tmp_path: Path, kwargs: dict, match: str) -> None:
+    args = dict(target="oracle:gmm", solvers=["bfn"], nfes=[5], samples=8, seeds=[0], out_dir=tmp_path / "o")
+    with pytest.raises(ValueError, match=match):
+        run_sweep(**{**args, **kwargs}, progress=False)
+    assert not (tmp_path / "o").exists()  # nothing ran, nothing was recorded
+
+
+def test_out_dir_that_is_a_file_is_rejected(tmp_path: Path) -> None:
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(ValueError, match="not a folder"):
+        run_sweep("oracle:gmm", ["bfn"], [5], 8, [0], f, progress=False)
+
+
+def test_cli_rejects_bad_arguments_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from bfnsolvers.cli import main
+
+    base = ["sweep", "--checkpoint", "oracle:gmm", "--solvers", "bfn", "--nfe", "5", "--samples", "8", "--no-progress"]
+    for extra, match in ((["--schedule", "foo", "--out", str(tmp_path / "a")], "argument --schedule"),
+                         (["--t-start", "nan", "--out", str(tmp_path / "b")], "t_start: expected a finite number"),
+                         (["--out", ""], "out: expected a non-empty folder path")):
+        assert main(base + extra) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("bfnsolvers: error: ") and match in err and err.count("\n") == 1, err
+    assert not any(tmp_path.iterdir())
+
+
+def test_failed_cells_make_the_cli_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from bfnsolvers.cli import main
+
+    args = ["sweep", "--checkpoint", "oracle:discretised", "--solvers", "bfn", "--nfe", "1,6", "--samples", "8",
+            "--batch-size", "8", "--out", str(tmp_path), "--no-progress"]
+    assert main(args) == 1  # NFE 1 cannot pay for a step plus the final call
+    err = capsys.readouterr().err
+    assert "1 of 2 cells failed" in err and "bfn NFE 1 seed 0" in err and "nfe" in err
+    assert main(args + ["--allow-errors"]) == 0  # resumed: nothing left to run, the error stays recorded
+    assert "1 of 2 cells failed" in capsys.readouterr().err
+    ok = ["sweep", "--checkpoint", "oracle:discretised", "--solvers", "bfn", "--nfe", "6", "--samples", "8",
+          "--batch-size", "8", "--out", str(tmp_path / "ok"), "--no-progress"]
+    assert main(ok) == 0
+
+
+def test_resume_repairs_corrupt_lines_atomically(tmp_path: Path) -> None:
+    run_sweep("oracle:gmm", ["bfn"], [5, 6], 8, [0], tmp_path, batch_size=8, progress=False)
+    path = tmp_path / RESULTS_FILE
+    good = path.read_text().splitlines()
+    assert len(good) == 2
+    # a corrupt line in the middle, a non-object line, a blank line, a torn tail
+    path.write_text(good[0] + "\n" + '{"key": "x", "stat\n' + "[1, 2]\n\n" + good[1] + "\n" + '{"key": "torn"')
+    inode = path.stat().st_ino
+    records = run_sweep("oracle:gmm", ["bfn"], [5, 6], 8, [0], tmp_path, batch_size=8, progress=False)
+    assert len(records) == 2
+    assert path.read_text().splitlines() == good  # rewritten without the bad lines, nothing re-run
+    assert path.stat().st_ino != inode  # replaced (temporary file renamed over it), not edited in place
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_rerun_failed_cell_replaces_its_line(tmp_path: Path) -> None:
+    records = run_sweep("oracle:gmm", ["bfn"], [5, 6], 8, [0], tmp_path, batch_size=8, progress=False)
+    path = tmp_path / RESULTS_FILE
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    failed_key = lines[0]["key"]
+    lines[0] = {**lines[0], "status": "failed", "error": "MemoryError: pretend"}
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    records = run_sweep("oracle:gmm", ["bfn"], [5, 6], 8, [0], tmp_path, batch_size=8, progress=False)
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    assert len(lines) == len(records) == 2
+    assert [r["key"] for r in lines].count(failed_key) == 1
+    assert all(r["status"] == "ok" for r in lines)
+
+
+def test_duplicate_keys_are_merged_on_resume(tmp_path: Path) -> None:
+    run_sweep("oracle:gmm", ["bfn"], [5], 8, [0], tmp_path, batch_size=8, progress=False)
+    path = tmp_path / RESULTS_FILE
+    line = path.read_text()
+    path.write_text(line + line)
+    assert len(read_results(tmp_path)) == 1
+    run_sweep("oracle:gmm", ["bfn"], [5], 8, [0], tmp_path, batch_size=8, progress=False)
+    assert path.read_text() == line
