@@ -182,7 +182,7 @@ def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
 def _calibrated_schedule(model: Any, process: Any, solver: str, nfe: int, final: str, shape: Sequence[int],
                          t_start: float, generator: torch.Generator, device: torch.device,
                          progress: bool) -> list[float]:
-    """``calibrated_times(speed_profile(...), steps)`` for an ``nfe`` budget (README, "Calibrated grids")."""
+    """``calibrated_times(speed_profile(...), steps)`` for an ``nfe`` budget (docs/defaults.md, "Calibrated grids")."""
     from .calibrate import calibrated_times, speed_profile
     from .sampling import plan_steps
     from .solvers import get_solver

@@ -636,6 +636,20 @@ def _check_sample_kwargs(kw: dict, where: str) -> None:
         raise ValueError(f"readout{where}: expected one of {list(_READOUTS)}, got {kw['readout']!r}")
 
 
+def _check_solver_options(spec: Any, options: dict, config_name: str) -> None:
+    """Options of an extra config that the solver's function does not take: a ValueError before any cell runs."""
+    if not options:
+        return
+    params = inspect.signature(spec.fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    valid = sorted(n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY and n != "callback")
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ValueError(f"extra_configs[{config_name!r}]: {spec.name} takes no option {unknown}; its options: {valid}, "
+                         f"and the sample() arguments {list(SAMPLE_KEYS)}")
+
+
 def _plan_cells(target: SweepTarget, solvers: Sequence[str], nfes: Sequence[int], seeds: Sequence[int],
                 samples: int, batch_size: int, base: dict, extra_configs: Sequence[dict] | None,
                 device: torch.device) -> list[_Cell]:
@@ -663,6 +677,7 @@ def _plan_cells(target: SweepTarget, solvers: Sequence[str], nfes: Sequence[int]
                     kw["dtype"] = _as_dtype(kw["dtype"])
                     _check_sample_kwargs(kw, "" if cfg["name"] == "default" else f" (extra config {cfg['name']!r})")
                     options = {k: v for k, v in overrides.items() if k not in SAMPLE_KEYS}
+                    _check_solver_options(spec, options, cfg["name"])
                     schedule = kw["schedule"] if isinstance(kw["schedule"], str) else [float(t) for t in kw["schedule"]]
                     config = {"target": target.name, "solver": solver, "nfe": nfe, "seed": seed,
                               "config_name": cfg["name"], "samples": samples, "batch_size": batch_size,

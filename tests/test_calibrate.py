@@ -49,7 +49,7 @@ def test_bad_input():
 
 
 def test_calibrated_grid_cuts_the_ode_readout_error_on_the_markov_oracle():
-    """README usage; 4 steps of bfn-unipc3-t from the same start states, then the mode readout at t = 1:
+    """docs/defaults.md usage; 4 steps of bfn-unipc3-t from the same start states, then the mode readout at t = 1:
     with the calibrated grid (pilot on other start states) it disagrees with dopri5's at fewer positions
     than with the uniform grid (0.033 vs 0.049; the state itself is further off: the long last step errs
     along directions that barely move the posterior's mode)."""

@@ -363,3 +363,14 @@ def test_duplicate_keys_are_merged_on_resume(tmp_path: Path) -> None:
     assert len(read_results(tmp_path)) == 1
     run_sweep("oracle:gmm", ["bfn"], [5], 8, [0], tmp_path, batch_size=8, progress=False)
     assert path.read_text() == line
+
+
+def test_unknown_solver_option_is_rejected_before_any_cell(tmp_path: Path) -> None:
+    configs = [{"name": "typo", "lower_order_fnal": True}]
+    with pytest.raises(ValueError, match=r"extra_configs\['typo'\]: bfn-solver\+\+2 takes no option \['lower_order_fnal'\]"):
+        run_sweep("oracle:gmm", ["bfn-solver++2"], [5], 8, [0], tmp_path / "o", extra_configs=configs, progress=False)
+    assert not (tmp_path / "o").exists()
+    configs = [{"name": "ok", "lower_order_final": True}]
+    (r,) = run_sweep("oracle:gmm", ["bfn-solver++2"], [5], 8, [0], tmp_path / "o", extra_configs=configs,
+                     progress=False)
+    assert r["status"] == "ok"

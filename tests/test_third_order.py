@@ -1,5 +1,5 @@
 """Why ``bfn-solver++3`` uses 2 phi_3 D2: the widely copied DPM-Solver++(3M) form (phi_3 D2) is not
-third order. Run with -s to see both measured slopes (the README's conventions cite this test)."""
+third order. Run with -s to see both measured slopes (docs/conventions.md cites this test)."""
 import math
 
 import pytest
