@@ -388,10 +388,12 @@ def run_report_cli(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m bfnsolvers.report DIR`` (the same arguments as ``bfnsolvers report``)."""
-    parser = add_report_arguments(argparse.ArgumentParser(prog="python -m bfnsolvers.report",
-                                                          description=__doc__.splitlines()[0]))
-    return run_report_cli(parser.parse_args(argv))
+    """``python -m bfnsolvers.report DIR``: ``bfnsolvers report DIR`` (same arguments, errors and exit status)."""
+    import sys
+
+    from .cli import main as cli_main
+
+    return cli_main(["report", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

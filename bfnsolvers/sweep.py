@@ -1009,9 +1009,10 @@ def run_sweep_cli(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m bfnsolvers.sweep ...`` (the same arguments as ``bfnsolvers sweep``)."""
-    parser = add_sweep_arguments(argparse.ArgumentParser(prog="python -m bfnsolvers.sweep", description=__doc__.splitlines()[0]))
-    return run_sweep_cli(parser.parse_args(argv))
+    """``python -m bfnsolvers.sweep ...``: ``bfnsolvers sweep ...`` (same arguments, errors and exit status)."""
+    from .cli import main as cli_main
+
+    return cli_main(["sweep", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -694,10 +694,10 @@ def run_train(args: argparse.Namespace) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m bfnsolvers.train --recipe NAME [...]``."""
-    parser = add_train_arguments(argparse.ArgumentParser(prog="bfnsolvers train", description=__doc__.split("\n")[0]))
-    run_train(parser.parse_args(argv))
-    return 0
+    """``python -m bfnsolvers.train --recipe NAME [...]``: ``bfnsolvers train ...`` (same errors and exit status)."""
+    from .cli import main as cli_main
+
+    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

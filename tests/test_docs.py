@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 DOCS = sorted((ROOT / "docs").glob("*.md"))
-INSTALL = 'pip install "torch==2.13.0" -e ".[test,data]" && bfnsolvers'
+INSTALL = 'pip install "torch==2.13.0" -e ".[test,data,triton]" && bfnsolvers'
 TEST = "python -m pytest -q"
 
 
@@ -29,7 +29,7 @@ def test_first_screen() -> None:
 
 def test_ci_runs_the_readme_commands() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
-    assert 'pip install -q "torch==2.13.0" -e ".[test,data]"' in ci
+    assert 'pip install -q "torch==2.13.0" -e ".[test,data,triton]"' in ci
     assert [line for line in ci.splitlines() if "pytest" in line] == [TEST]
 
 
