@@ -89,6 +89,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def seed_int(text: str) -> int:
+    """A generator seed: an integer in [0, 2**63 - 1)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**63 - 1), got {text!r}") from None
+    if not 0 <= value < 2 ** 63 - 1:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**63 - 1), got {text!r}")
+    return value
+
+
 def unit_time(text: str) -> float:
     """A finite BFN time in [0, 1)."""
     try:
@@ -172,7 +183,7 @@ def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--final", default=None, choices=["denoise", "state", "drop"],
                         help="last step (default: the solver's; 'denoise' with --schedule calibrated)")
     parser.add_argument("-n", "--num-samples", type=positive_int, default=64, help="samples to draw")
-    parser.add_argument("--seed", type=int, default=0, help="generator seed")
+    parser.add_argument("--seed", type=seed_int, default=0, help="generator seed")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--out", default=None,
                         help="output file (default: samples.png for image checkpoints, samples.txt for text)")

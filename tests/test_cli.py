@@ -109,6 +109,7 @@ def test_text_checkpoint_writes_txt(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     (["sample", "--solver", "no-such-solver"], "solver"),
     (["sample", "--nfe", "0"], "argument --nfe"),
     (["sample", "--t-start", "nan"], "argument --t-start"),
+    (["sample", "--seed", str(2 ** 70)], "argument --seed"),
     (["sample", "--device", "cuda:7"], "device"),
     (["sample", "--out", "{tmp}/missing/dir/s.png", "-n", "1", "--nfe", "4"], "No such file or directory"),
     (["sample", "--checkpoint", "{tmp}/corrupt.safetensors"], "cannot read"),  # CheckpointError
