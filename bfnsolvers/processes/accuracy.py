@@ -172,8 +172,10 @@ class GravesDiscrete(AccuracySchedule):
 class ChemBFNDiscrete(AccuracySchedule):
     """ChemBFN's discrete schedule beta(t) = -4 ln(1 - t + t e^(-K beta_1 / 4)) / K, beta(1) = beta_1.
 
-    With c = 1 - e^(-K beta_1 / 4): beta = -(4/K) ln(1 - c t), alpha = (4/K) c / (1 - c t),
-    t(beta) = (1 - e^(-K beta / 4)) / c (log1p / expm1 forms).
+    With q = e^(-K beta_1 / 4) and c = 1 - q: beta = -(4/K) ln(1 - c t), alpha = (4/K) c / (1 - c t),
+    t(beta) = (1 - e^(-K beta / 4)) / c. 1 - c t is computed as 1 + log1p's argument -c t where
+    c t <= 1/2 and as (1 - t) + t q (both terms exact or positive) above, so that beta and alpha keep
+    full relative accuracy at t -> 1 even when q is tiny (large K beta_1).
     """
 
     def __init__(self, beta_1: float, num_classes: int):
@@ -182,16 +184,21 @@ class ChemBFNDiscrete(AccuracySchedule):
         if not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
         self._beta_1, self.num_classes = float(beta_1), num_classes
+        self._q = math.exp(-num_classes * self._beta_1 / 4)
         self._c = -math.expm1(-num_classes * self._beta_1 / 4)
 
     def __repr__(self) -> str:
         return f"ChemBFNDiscrete(beta_1={self._beta_1:g}, num_classes={self.num_classes})"
 
+    def _log_one_minus_ct(self, t: Tensor) -> Tensor:
+        ct = self._c * t
+        return torch.where(ct <= 0.5, torch.log1p(-ct), torch.log((1 - t) + t * self._q))
+
     def beta(self, t):
-        return -4 / self.num_classes * torch.log1p(-self._c * _as_tensor(t))
+        return -4 / self.num_classes * self._log_one_minus_ct(_as_tensor(t))
 
     def alpha(self, t):
-        return 4 / self.num_classes * self._c / (1 - self._c * _as_tensor(t))
+        return 4 / self.num_classes * self._c * torch.exp(-self._log_one_minus_ct(_as_tensor(t)))
 
     def t_of_beta(self, b):
         return -torch.expm1(-self.num_classes * _as_tensor(b) / 4) / self._c
