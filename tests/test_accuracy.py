@@ -51,7 +51,7 @@ def test_builtin_beta_alpha_inverse_vs_mpmath(schedule, exact):
             root = mp.findroot(lambda x: exact(x) - b, (tm / 2, min(mp.mpf(1), 2 * tm)), solver="anderson",
                                tol=mp.mpf(10) ** -60)
             assert rel(schedule.t_of_beta(torch.tensor(float(b), dtype=torch.float64)).item(), float(root)) < 1e-13
-    assert schedule.beta_1() == pytest.approx(float(exact(mp.mpf(1))), rel=1e-14)
+    assert schedule.beta_1 == pytest.approx(float(exact(mp.mpf(1))), rel=1e-14)
 
 
 @pytest.mark.parametrize("schedule,exact", BUILTINS, ids=IDS)
@@ -136,6 +136,10 @@ def test_callable_schedule_uses_given_alpha_and_inverse():
                          t_of_beta=lambda b: calls.append("i") or (b / 2).sqrt())
     assert s.alpha(torch.tensor(0.25)).item() == 1.0 and s.t_of_beta(torch.tensor(0.5)).item() == 0.5
     assert "a" in calls and "i" in calls
+    with pytest.raises(ValueError, match="alpha must be d beta/dt"):
+        CallableSchedule(lambda t: 2 * t ** 2, alpha=lambda t: 2 * t)
+    with pytest.raises(ValueError, match="t_of_beta must invert"):
+        CallableSchedule(lambda t: 2 * t ** 2, t_of_beta=lambda b: b / 2)
 
 
 # ---------------------------------------------------------------------------- processes

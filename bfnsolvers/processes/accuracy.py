@@ -77,17 +77,18 @@ class AccuracySchedule(ABC):
         """d gamma / dt = alpha / (1 + beta)^2 = alpha (1 - gamma)^2."""
         return self.alpha(t) * self.one_minus_gamma(t) ** 2
 
+    @property
     def beta_1(self) -> float:
         """beta(1), the final accuracy."""
         return float(self.beta(torch.tensor(1.0, dtype=torch.float64)))
 
     def natural_time(self, t: TimeLike) -> Tensor:
         """u(t) = sqrt(beta(t) / beta(1)), in which beta = beta(1) u^2 (u(0) = 0, u(1) = 1)."""
-        return (self.beta(t) / self.beta_1()).sqrt()
+        return (self.beta(t) / self.beta_1).sqrt()
 
     def t_of_natural_time(self, u: TimeLike) -> Tensor:
         """Inverse of ``natural_time``: t = t_of_beta(beta(1) u^2)."""
-        return self.t_of_beta(self.beta_1() * _as_tensor(u) ** 2)
+        return self.t_of_beta(self.beta_1 * _as_tensor(u) ** 2)
 
 
 class GravesContinuous(AccuracySchedule):
@@ -125,6 +126,7 @@ class GravesContinuous(AccuracySchedule):
     def gamma_rate(self, t):
         return -2 * self.log_sigma_1 * torch.exp(2 * self.log_sigma_1 * _as_tensor(t))
 
+    @property
     def beta_1(self) -> float:
         return self.sigma_1 ** -2 - 1
 
@@ -159,6 +161,7 @@ class GravesDiscrete(AccuracySchedule):
     def log_beta_rate(self, t):
         return 2 / _as_tensor(t)
 
+    @property
     def beta_1(self) -> float:
         return self._beta_1
 
@@ -203,6 +206,7 @@ class ChemBFNDiscrete(AccuracySchedule):
     def t_of_beta(self, b):
         return -torch.expm1(-self.num_classes * _as_tensor(b) / 4) / self._c
 
+    @property
     def beta_1(self) -> float:
         return self._beta_1
 
@@ -248,6 +252,17 @@ class CallableSchedule(AccuracySchedule):
                              f"= {a[i].item()}")
         self._grid, self._table = grid, b
         self._beta_1 = b[-1].item()
+        if alpha is not None:   # a given rate must be the derivative: central differences of the table
+            fd = (b[2:] - b[:-2]) / (grid[2:] - grid[:-2])
+            if not bool(((a[1:-1] - fd).abs() <= 1e-3 * fd.abs() + 1e-9 * self._beta_1).all()):
+                raise ValueError(f"alpha must be d beta/dt of {name}: it differs from the central differences of beta "
+                                 f"on a {CHECK_POINTS}-point grid by more than 1e-3 relative")
+        if t_of_beta is not None:
+            back = t_of_beta(b)
+            if not (isinstance(back, Tensor) and back.shape == b.shape
+                    and bool(((back.to(torch.float64) - grid).abs() <= 1e-9).all())):
+                raise ValueError(f"t_of_beta must invert {name}: t_of_beta(beta(t)) differs from t by more than 1e-9 "
+                                 f"on a {CHECK_POINTS}-point grid")
 
     def __repr__(self) -> str:
         return f"CallableSchedule({getattr(self._fn, '__name__', type(self._fn).__name__)}, beta(1)={self._beta_1:g})"
@@ -282,16 +297,16 @@ class CallableSchedule(AccuracySchedule):
         t = _as_tensor(t)
         return self._rate(t.to(torch.float64)).to(t.dtype)
 
+    @property
     def beta_1(self) -> float:
         return self._beta_1
 
     def t_of_beta(self, b):
         b = _as_tensor(b)
-        dtype, device = b.dtype, b.device
         b64 = b.detach().to(torch.float64)
         if self._inv_fn is not None:
-            return self._inv_fn(b64).to(dtype)
-        return self._solve(torch.log(b64), b64).to(dtype)
+            return self._inv_fn(b64).to(b.dtype)
+        return self._solve(torch.log(b64), b64).to(b.dtype)
 
     def t_of_log_beta(self, log_b):
         """Solved in ln beta directly: no underflow of e^(ln beta) for very negative ln beta."""

@@ -57,10 +57,10 @@ class BFNProcess(ABC):
     #: Variance factor of one sender sample: y ~ N(alpha x0, c alpha I) (1 continuous, K discrete).
     sender_var: float = 1.0
 
-    # --- accuracy schedule -------------------------------------------------
+    # --- accuracy schedule (``self.schedule``, processes/accuracy.py) --------
     @abstractmethod
     def beta(self, t: TimeLike) -> Tensor:
-        """Accuracy schedule beta(t) (BFN eq. 72 / 185)."""
+        """Accuracy schedule beta(t) (BFN eq. 72 / 185 by default)."""
 
     @abstractmethod
     def alpha(self, t: TimeLike) -> Tensor:
@@ -182,9 +182,10 @@ class BFNProcess(ABC):
         return v.reshape(v.shape[0], -1).sum(-1)
 
     def loss_inf(self, model: Callable, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Continuous-time loss per sample, L_inf = E_t[alpha(t)/(2c) ||x0 - x0_hat||^2], t ~ U(0, 1).
+        """Continuous-time loss per sample, L_inf = E_t[alpha(t)/(2c) ||x0 - x0_hat||^2], t ~ U(0, 1),
+        with alpha = d beta/dt from the process's schedule.
 
-        Continuous: -ln(sigma_1) sigma_1^(-2t) ||x - x_hat||^2 (BFN eq. 101);
+        Graves schedules: continuous -ln(sigma_1) sigma_1^(-2t) ||x - x_hat||^2 (BFN eq. 101);
         discretised: the same with the mean of the bin distribution (eq. 131);
         discrete: K beta_1 t ||e_x - e_hat||^2 (eq. 205). One t per sample (Monte Carlo).
         """

@@ -39,7 +39,7 @@ class DiscreteBFN(BFNProcess):
             raise ValueError(f"beta: the schedule {self.schedule!r} is for num_classes={own_k}, got num_classes={num_classes}")
         self.num_classes = num_classes
         self.sender_var = float(num_classes)
-        self.beta_ref = self.schedule.beta_1()
+        self.beta_ref = self.schedule.beta_1
         self._half_log_k = 0.5 * math.log(num_classes)
 
     @property
@@ -47,7 +47,7 @@ class DiscreteBFN(BFNProcess):
         """beta_1 of the Graves schedule beta_1 t^2 (absent for other schedules: see ``schedule``, ``beta_ref``)."""
         if not isinstance(self.schedule, GravesDiscrete):
             raise AttributeError(f"beta_1: this process's accuracy schedule is {self.schedule!r}, not beta_1 t^2")
-        return self.schedule.beta_1()
+        return self.schedule.beta_1
 
     def __repr__(self) -> str:
         if isinstance(self.schedule, GravesDiscrete):
