@@ -9,7 +9,8 @@ in u. The network is called at the model's own time t = t(u) (the grid ts is in 
 solvers (BFN-SDE reference implementation) extrapolate x0 linearly in s = 1 - u; ``adams_t`` uses
 Adams-Bashforth polynomials in u of order 1-3 and an optional Adams-Moulton corrector that reuses the
 next step's network call (no extra NFE), as UniPC does for diffusion models. For beta_1 t^2 every
-formula below is the published one in t.
+formula below is the published one in t. Any other constant beta_ref would give the same states: u scales
+by a constant k and beta_ref by 1/k^2, and every update below is invariant under that.
 """
 from __future__ import annotations
 
