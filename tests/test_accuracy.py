@@ -374,3 +374,20 @@ def test_graves_processes_keep_their_parameters_and_repr():
     assert "ChemBFNDiscrete" in repr(DiscreteBFN(beta=ChemBFNDiscrete(1.0, 4), num_classes=4))
     chem = DiscreteBFN(beta=ChemBFNDiscrete(1.0, 4), num_classes=4)
     assert chem.beta_ref == pytest.approx(1.0, rel=1e-15)   # beta(1) = beta_1 for ChemBFN's schedule
+
+
+@pytest.mark.parametrize("stochastic", [False, True])
+def test_adams_t_order_2_is_the_published_solver_on_chembfn(stochastic):
+    """On a non-default schedule too, adams_t at order 2 (Gauss-Legendre weights in u) equals the published
+    closed-form updates in s = 1 - u."""
+    from bfnsolvers.solvers import adams_t, bfn_solver2_s, sde_bfn_solver2_s
+    process = DiscreteBFN(beta=ChemBFNDiscrete(1.5, 5), num_classes=5)
+    model = Denoiser(TimeAwareMarkov(process), process)
+    ts = torch.tensor([1e-3, 0.1, 0.35, 0.5, 0.8, 0.9], dtype=torch.float64)
+    z = process.prior_state((7, 6, 5), ts[0], torch.Generator().manual_seed(0), torch.float64)
+    if stochastic:
+        published = sde_bfn_solver2_s(model, z, ts, generator=torch.Generator().manual_seed(1))
+        ours = adams_t(model, z, ts, order=2, stochastic=True, generator=torch.Generator().manual_seed(1))
+    else:
+        published, ours = bfn_solver2_s(model, z, ts), adams_t(model, z, ts, order=2)
+    torch.testing.assert_close(ours, published, rtol=1e-12, atol=1e-12)
