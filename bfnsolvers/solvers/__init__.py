@@ -26,6 +26,8 @@ class SolverSpec:
     data: tuple[str, ...] = ALL_DATA
     nfe_per_step: int = 1
     options: dict = field(default_factory=dict)
+    #: Can start at t = 0, where s(0) = 0 and the state is the prior's point mass (the original sampler).
+    from_prior: bool = False
 
     @property
     def stochastic(self) -> bool:
@@ -38,7 +40,8 @@ class SolverSpec:
 def _specs() -> list[SolverSpec]:
     ode, sde = "ode", "sde"
     return [
-        SolverSpec("bfn", bfn_sampler, 1, sde, "original BFN sampler (Graves et al.): sample x ~ p_O, Bayesian update"),
+        SolverSpec("bfn", bfn_sampler, 1, sde, "original BFN sampler (Graves et al.): sample x ~ p_O, Bayesian update",
+                   from_prior=True),
         SolverSpec("euler", euler, 1, ode, "Euler on the probability-flow ODE"),
         SolverSpec("euler-maruyama", euler_maruyama, 1, sde, "Euler-Maruyama on the reverse SDE"),
         SolverSpec("bfn-solver1", partial(bfn_solver, order=1), 1, ode, "noise prediction, first order"),

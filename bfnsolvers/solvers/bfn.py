@@ -8,6 +8,7 @@ import kernels
 
 from ..models import Denoiser
 from ..processes import DiscreteBFN
+from ..rng import PerSample
 from .common import Callback, NoiseSampler, default_noise, report
 
 
@@ -26,7 +27,7 @@ def bfn_sampler(model: Denoiser, z: Tensor, ts: Tensor, *, generator: torch.Gene
     """
     process = model.process
     noise = noise_sampler or default_noise(generator)
-    fused = (isinstance(process, DiscreteBFN) and noise_sampler is None
+    fused = (isinstance(process, DiscreteBFN) and noise_sampler is None and not isinstance(generator, PerSample)
              and kernels.resolve_backend(z) == "triton")
     for i in range(len(ts) - 1):
         dist = model.output(z, ts[i])
