@@ -9,9 +9,9 @@ from typing import Callable, Literal, Sequence
 import torch
 from torch import Tensor
 
-from .models import Denoiser
+from .models import Cond, Denoiser
 from .processes import BFNProcess, DiscreteBFN
-from .rng import as_random_source
+from .rng import as_random_source, randn
 from .schedules import SCHEDULES, ScheduleName, check_times, get_times
 from .solvers import get_solver
 
@@ -33,6 +33,13 @@ class SampleInfo:
     wall_time: float
     schedule: str
     trajectory: list[Tensor] = field(default_factory=list)
+    #: Batch size of every network forward pass (guidance: 2B per data prediction, or B twice).
+    forward_batch_sizes: list[int] = field(default_factory=list)
+
+    @property
+    def forward_passes(self) -> int:
+        """Network forward passes (equal to ``nfe`` without guidance)."""
+        return len(self.forward_batch_sizes)
 
 
 def data_kind(process: BFNProcess) -> str:
@@ -200,7 +207,9 @@ def sample(model: Callable | Denoiser, process: BFNProcess, solver: str | None =
            t_start: float | None = None, final: Final | None = None, readout_as: Readout = "mean",
            generator: torch.Generator | Sequence[torch.Generator | int] | None = None,
            dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu", z_start: Tensor | None = None,
-           callback: Callable | None = None, return_trajectory: bool = False,
+           callback: Callable | None = None, return_trajectory: bool = False, cond: Cond = None,
+           uncond: Cond = None, guidance: float = 0.0, temperature: float = 1.0, noise_scale: float = 1.0,
+           class_mask: Tensor | None = None, constraint: Callable | None = None,
            **solver_options) -> tuple[Tensor, SampleInfo]:
     """Draw samples from a BFN with a registered solver in ``nfe`` network calls.
 
@@ -216,6 +225,16 @@ def sample(model: Callable | Denoiser, process: BFNProcess, solver: str | None =
     the last-but-one time is read out). generator: a torch.Generator, or one generator or int seed per
     sample, so that sample i is the same in any batch. solver, schedule, t_start and final left as None
     take the best measured defaults for the data type. Runs without autograd; returns (samples, info).
+
+    Any BFN: cond (a tensor, tuple or dict of tensors with the batch first) is passed to the model at
+    every call; guidance=w > 0 uses (1 + w) cond - w uncond on the output (``bfnsolvers.outputs``), in
+    one forward pass of twice the batch, or two passes when uncond is None (the model's own null
+    condition); ``info.nfe`` counts data predictions, ``info.forward_batch_sizes`` the passes.
+    temperature (discrete outputs: logits / T) and noise_scale (SDE solvers' noise times this) change
+    the target distribution: sampling choices, not solver accuracy. class_mask (bool, True = allowed,
+    broadcast to (..., K)) restricts discrete outputs exactly. constraint(z, t) -> z (e.g.
+    ``bfnsolvers.constraints.Inpaint``, ``CentreOfMass``) replaces the state the network sees at every
+    call and the final state; its ``samples(x)`` method, if any, is applied to the samples.
     """
     if not isinstance(process, BFNProcess):
         raise ValueError(f"process must be a BFNProcess (e.g. ContinuousBFN(sigma_1)), got {type(process).__name__}")
@@ -253,6 +272,14 @@ def sample(model: Callable | Denoiser, process: BFNProcess, solver: str | None =
     ts = build_grid(process, spec, nfe, schedule, t_start, final)
     batch = z_start.shape[0] if z_start is not None else state_shape[0]
     generator = as_random_source(generator, batch, device)
+    denoiser.configure(batch, cond=cond, uncond=uncond, guidance=guidance, temperature=temperature,
+                       class_mask=class_mask, constraint=constraint)
+    if not isinstance(noise_scale, (int, float)) or isinstance(noise_scale, bool) or not 0 <= noise_scale < float("inf"):
+        raise ValueError(f"noise_scale must be a finite number >= 0, got {noise_scale!r}")
+    if noise_scale != 1.0:
+        if not spec.stochastic or spec.name == "bfn":
+            raise ValueError(f"noise_scale applies to the SDE solvers, not {spec.name!r}")
+        solver_options = {**solver_options, "noise_sampler": lambda z: noise_scale * randn(z.shape, generator, z.dtype, z.device)}
 
     with torch.no_grad():
         if z_start is not None:
@@ -284,17 +311,23 @@ def _run(denoiser: Denoiser, process: BFNProcess, spec, z: Tensor, ts: Tensor, f
         options.setdefault("generator", generator)
     start = time.perf_counter()
     z = spec(denoiser, z, ts, callback=on_step, **options)
+    if denoiser.constraint is not None:
+        z = denoiser.constrain(z, ts[-1].to(z.dtype).expand(z.shape[0]))
     if final == "state":
-        x = state_readout(process, z, ts[-1])
+        masked = z if denoiser.class_mask is None else z.masked_fill(~denoiser.class_mask.to(z.device), float("-inf"))
+        x = state_readout(process, masked, ts[-1])
     else:
         x = readout(process, denoiser.output(z, ts[-1]), readout_as, generator)
     if return_trajectory:
         trajectory.append(z)
     wall = time.perf_counter() - start
     denoiser.check_finite()
+    if hasattr(denoiser.constraint, "samples"):
+        x = denoiser.constraint.samples(x)
     if not bool(torch.isfinite(z).all()) or (x.is_floating_point() and not bool(torch.isfinite(x).all())):
         raise FloatingPointError(f"solver {spec.name!r} produced a non-finite state from finite model outputs "
                                  f"(grid {ts[0].item():.4g}..{ts[-1].item():.4g}, {len(ts)} times); "
                                  f"try float64, a later t_start or another schedule")
-    info = SampleInfo(spec.name, denoiser.nfe, ts, final, wall, schedule if isinstance(schedule, str) else "custom", trajectory)
+    info = SampleInfo(spec.name, denoiser.nfe, ts, final, wall, schedule if isinstance(schedule, str) else "custom",
+                      trajectory, denoiser.forward_batches)
     return x, info
