@@ -15,6 +15,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from ..rng import randn
+
 #: Times below this are treated as this value where a coefficient diverges at t = 0
 #: (lambda, the SDE drift). It keeps every coefficient finite on [0, 1].
 T_FLOOR = 1e-12
@@ -128,7 +130,7 @@ class BFNProcess(ABC):
         exact only as t -> 0, where the state is the point mass of the prior.
         """
         t = as_time(t)
-        noise = torch.randn(shape, generator=generator, dtype=dtype, device=device)
+        noise = randn(shape, generator, dtype, device)
         z = self.s(t).to(dtype) * noise
         if mean is not None:
             z = z + self.a(t).to(dtype) * mean
