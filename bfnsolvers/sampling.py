@@ -74,7 +74,9 @@ def default_t_start(process: BFNProcess, solver: str) -> float:
     if solver == "bfn":
         return 0.0
     if isinstance(process, DiscreteBFN):
-        return PUBLISHED_ETA["discrete"]
+        # the published eta in the natural time u = sqrt(beta / beta(1)) (= t for beta_1 t^2): the same
+        # start accuracy on any schedule (eta in t is ~250x more accurate on ChemBFN's schedule)
+        return float(process.t_of_natural_time(PUBLISHED_ETA["discrete"]))
     return float(process.t_of_lam(process.lam(1.0) - DEFAULT_SPAN))
 
 

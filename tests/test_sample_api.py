@@ -187,3 +187,14 @@ def test_sample_i_is_the_same_in_any_batch(problem, solver):
     torch.testing.assert_close(x1[0], x4[2], rtol=1e-9, atol=1e-9)
     torch.testing.assert_close(x2[1], x4[2], rtol=1e-9, atol=1e-9)
     assert not torch.equal(x4[0], x4[1])
+
+
+def test_process_arguments_are_checked():
+    with pytest.raises(ValueError, match="t_min must be a number"):
+        ContinuousBFN(0.01, t_min=float("nan"))
+    with pytest.raises(ValueError, match=r"lam must be at most lambda\(1\)"):
+        ContinuousBFN(0.01).t_of_lam(torch.tensor(1e3))
+    with pytest.raises(ValueError, match=r"lam must be at most lambda\(1\)"):
+        DISCRETE.t_of_lam(torch.tensor(5.0))
+    top = CONT.lam(1.0)
+    assert abs(float(CONT.t_of_lam(top)) - 1.0) < 1e-12

@@ -96,6 +96,16 @@ class BFNProcess(ABC):
     def t_of_lam(self, lam: Tensor) -> Tensor:
         """Exact inverse of lam(t)."""
 
+    def check_lam(self, lam: Tensor | float) -> Tensor:
+        """lam as a tensor, checked to lie at or below lambda(1) (above it there is no BFN time)."""
+        lam = torch.as_tensor(lam)
+        lam = lam if lam.is_floating_point() else lam.double()
+        top = float(self.lam(torch.tensor(1.0, dtype=torch.float64)))
+        bad = torch.isnan(lam) | (lam.double() > top + 1e-9 * max(1.0, abs(top)))
+        if lam.numel() and bool(bad.any()):
+            raise ValueError(f"lam must be at most lambda(1) = {top:.6g} (t <= 1), got {lam[bad].flatten()[0].item()}")
+        return lam
+
     @abstractmethod
     def sde_f(self, t: TimeLike) -> Tensor:
         """Drift f of the noising SDE dz = f z ds + g dw in SDE time s = 1 - t: f = d ln a / ds."""

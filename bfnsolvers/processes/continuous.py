@@ -30,7 +30,9 @@ class ContinuousBFN(BFNProcess):
         self.schedule = schedule_from(sigma_1, beta, "sigma_1", GravesContinuous)
         if x_range is not None and not (len(x_range) == 2 and x_range[0] < x_range[1]):
             raise ValueError(f"x_range must be None or (low, high) with low < high, got {x_range!r}")
-        self.x_range, self.t_min = x_range, t_min
+        if not (isinstance(t_min, (int, float)) and 0 <= t_min < 1):
+            raise ValueError(f"t_min must be a number in [0, 1), got {t_min!r}")
+        self.x_range, self.t_min = x_range, float(t_min)
 
     @property
     def sigma_1(self) -> float:
@@ -73,7 +75,7 @@ class ContinuousBFN(BFNProcess):
         return 0.5 * self.schedule.log_beta(as_time(t).clamp_min(T_FLOOR))
 
     def t_of_lam(self, lam: Tensor) -> Tensor:
-        return self.schedule.t_of_log_beta(2 * lam)
+        return self.schedule.t_of_log_beta(2 * self.check_lam(lam))
 
     def sde_f(self, t: TimeLike) -> Tensor:
         """f = d ln a / ds = -(d gamma / dt) / gamma."""

@@ -78,7 +78,7 @@ class DiscreteBFN(BFNProcess):
         return 0.5 * self.schedule.log_beta(as_time(t).clamp_min(T_FLOOR)) - self._half_log_k
 
     def t_of_lam(self, lam: Tensor) -> Tensor:
-        return self.schedule.t_of_log_beta(2 * (lam + self._half_log_k))
+        return self.schedule.t_of_log_beta(2 * (self.check_lam(lam) + self._half_log_k))
 
     def sde_f(self, t: TimeLike) -> Tensor:
         """f = d ln beta / ds = -alpha / beta (= -2/t for beta_1 t^2)."""
