@@ -6,6 +6,8 @@ import math
 import torch
 from torch import Tensor
 
+from .rng import rand
+
 
 def bin_centres(num_bins: int, dtype: torch.dtype = torch.float32, device=None) -> Tensor:
     """Centres k_c = (2k - 1)/K - 1, k = 1..K, of K equal bins on [-1, 1] (BFN eq. 88)."""
@@ -20,7 +22,7 @@ def bin_index(x: Tensor, num_bins: int) -> Tensor:
 
 def _categorical_sample(probs: Tensor, generator: torch.Generator | None) -> Tensor:
     """One index per row of probs (..., K) by inverse CDF with one uniform per row."""
-    u = torch.rand(probs.shape[:-1] + (1,), generator=generator, dtype=probs.dtype, device=probs.device)
+    u = rand(probs.shape[:-1] + (1,), generator, probs.dtype, probs.device)
     cdf = probs.cumsum(-1)
     return (cdf < u * cdf[..., -1:]).sum(-1).clamp(max=probs.shape[-1] - 1)
 
@@ -98,7 +100,7 @@ class DiscretisedGaussian(BinDistribution):
 
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
         """Inverse CDF per element: the bin containing mu + sigma Phi^-1(u)."""
-        u = torch.rand(self.mu.shape, generator=generator, dtype=self.mu.dtype, device=self.mu.device)
+        u = rand(self.mu.shape, generator, self.mu.dtype, self.mu.device)
         u = u.clamp(1e-7, 1 - 1e-7)
         x = self.mu + self.sigma * math.sqrt(2) * torch.erfinv(2 * u - 1)
         return self.centres[bin_index(x, self.num_bins)]
