@@ -19,6 +19,8 @@ import torch
 from .schedules import SCHEDULES
 
 DEFAULT_CHECKPOINT = "digits-continuous"
+#: Network calls of a run on a named or calibrated grid when --nfe is not given.
+DEFAULT_NFE = 10
 #: Smallest side, in pixels, of one image in a written grid (8x8 digits are upscaled 8x).
 MIN_IMAGE_PX = 64
 #: Seconds a run lasts before its progress bar appears.
@@ -174,7 +176,8 @@ def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None, help="preset name or official YAML config (official checkpoints)")
     parser.add_argument("--solver", default=None,
                         help="registered solver (`bfnsolvers solvers`; default: the best measured for the data type)")
-    parser.add_argument("--nfe", type=positive_int, default=10, help="network calls")
+    parser.add_argument("--nfe", type=positive_int, default=None,
+                        help=f"network calls (default: {DEFAULT_NFE}; with a list of times: what the list spends)")
     parser.add_argument("--schedule", type=parse_schedule, default=None,
                         help=f"time grid: {' | '.join(SCHEDULES)} | calibrated (a pilot run measures the model's "
                              "speed, bfnsolvers.calibrate) | comma-separated BFN times, e.g. 0.001,0.3,0.7,1 "
@@ -229,7 +232,7 @@ def run_sample(args: argparse.Namespace) -> int:
         get_solver(solver)
         final = final or "denoise"
         t_start = args.t_start if args.t_start is not None else default_t_start(process, solver)
-        schedule = _calibrated_schedule(model, process, solver, args.nfe, final, shape, t_start,
+        schedule = _calibrated_schedule(model, process, solver, args.nfe or DEFAULT_NFE, final, shape, t_start,
                                         torch.Generator(device).manual_seed(args.seed + 1), device, progress)
     solver_name = solver
     if solver_name is not None:
@@ -240,9 +243,11 @@ def run_sample(args: argparse.Namespace) -> int:
         from .sampling import default_solver
 
         solver_name = solver_name or default_solver(process)
-        total = plan_steps(args.nfe, final or default_final(solver_name), get_solver(solver_name).nfe_per_step)
+        total = plan_steps(args.nfe or DEFAULT_NFE, final or default_final(solver_name),
+                           get_solver(solver_name).nfe_per_step)
     with LazyProgress(f"sampling {args.checkpoint}", total, enabled=progress) as bar, torch.no_grad():
-        x, info = sample(model, process, solver, args.nfe, schedule, shape, t_start=args.t_start, final=final,
+        nfe = args.nfe if isinstance(schedule, list) else (args.nfe or DEFAULT_NFE)  # a list of times sets its NFE
+        x, info = sample(model, process, solver, nfe, schedule, shape, t_start=args.t_start, final=final,
                          generator=generator, device=device, callback=lambda step: bar.update(int(step["i"]) + 1))
         bar.update(total)
     schedule_text = "calibrated" if args.schedule == "calibrated" else info.schedule

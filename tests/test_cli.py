@@ -140,7 +140,7 @@ def test_help_shows_defaults(capsys: pytest.CaptureFixture) -> None:
         main(["sample", "--help"])
     assert exit_.value.code == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "(default: 10)" in out and "(default: digits-continuous)" in out and "(default: 64)" in out
+    assert "(default: 10;" in out and "(default: digits-continuous)" in out and "(default: 64)" in out
     with pytest.raises(SystemExit):
         main(["sweep", "--help"])
     assert "(default: 2000)" in " ".join(capsys.readouterr().out.split())
