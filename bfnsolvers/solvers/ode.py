@@ -25,7 +25,8 @@ def multistep_data_term(history: list[tuple[float, Tensor]], lam_next: float) ->
 
     The factor 2 on phi_3 D2 makes the step third order: the integral of e^(lambda-lambda') x0''
     (lambda - lambda_i)^2 / 2 over the step is -h^2 phi_3 x0''. The widely copied DPM-Solver++(3M)
-    update uses phi_3 D2, which leaves an O(h^3) local error (measured global slope ~2.5, not 3).
+    update uses phi_3 D2, which leaves an O(h^3) local error (measured global slopes 2.35 on the GMM oracle
+    and 2.21 on the Markov oracle vs 3.04 / 2.74 for ours: tests/test_third_order.py).
     """
     (l0, m0), k = history[0], len(history)
     h = lam_next - l0
