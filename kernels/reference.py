@@ -3,7 +3,8 @@
 Each ``*_ref`` function is deterministic given its pre-drawn noise and computes in
 float32 (float64 for float64 inputs), casting results back to the state's dtype.
 They are the ground truth the Triton kernels are tested against.
-``discretised_output_chunked`` is the low-memory torch path used by dispatch on CPU.
+``discretised_output_chunked`` and ``discretised_gaussian_chunked`` are the low-memory torch
+paths used by dispatch off CUDA.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ SIGMA_X_MAX = 10.0
 class DiscretisedOut(NamedTuple):
     """Outputs of the discretised output distribution (values are bin centres)."""
 
-    mean: torch.Tensor
+    mean: Optional[torch.Tensor]  # None only from `discretised_gaussian(mean=False)`
     sample: Optional[torch.Tensor]
     mode: Optional[torch.Tensor]
 
@@ -263,4 +264,119 @@ def discretised_output_chunked(
     mean = mean.view(mu.shape).to(mu.dtype)
     sample = discretised_sample_fast(mu_x, sigma_x, u, K).to(mu.dtype) if u is not None else None
     mode = discretised_mode_fast(mu_x, sigma_x, K).to(mu.dtype) if want_mode else None
+    return DiscretisedOut(mean, sample, mode)
+
+
+# ----------------------------------------------------------------------------------------
+# discretised Gaussian from its parameters (mu_x, sigma_x): the output distribution's hot path
+# ----------------------------------------------------------------------------------------
+#: |z| from which erf(z) rounds to exactly +-1, with margin: float32 erf is +-1 from |z| ~ 3.92,
+#: float64 erf from |z| ~ 5.93 (checked for torch by tests/test_kernels.py::test_erf_saturation).
+ERF_SATURATION = {torch.float32: 4.5, torch.float64: 6.5}
+SQRT2 = math.sqrt(2.0)
+
+
+def edge_cdf(j: torch.Tensor, mu_x: torch.Tensor, w: torch.Tensor, K: int) -> torch.Tensor:
+    """F(e_j) = (1 + erf((e_j - mu_x) w)) / 2 at edge e_j = j (2/K) - 1 (j float), w = 1/(sqrt2 sigma_x)."""
+    return 0.5 * (1.0 + torch.erf((j * (2.0 / K) - 1.0 - mu_x) * w))
+
+
+def discretised_gaussian_ref(
+    mu_x: torch.Tensor, sigma_x: torch.Tensor, K: int, u: Optional[torch.Tensor] = None, want_mode: bool = False
+) -> DiscretisedOut:
+    """Materialising reference (builds (..., K)): p_k = F(e_k) - F(e_{k-1}) with F(e_0) = 0,
+    F(e_K) = 1; mean = sum_k p_k k_c; sample = centre of bin #{j in 1..K-1: F(e_j) <= u};
+    mode = centre of argmax_k p_k (first on ties). Computes in float32 (float64 for float64)."""
+    cd = compute_dtype(mu_x.dtype)
+    m, w = mu_x.to(cd), 1.0 / (SQRT2 * sigma_x.to(cd))
+    j = torch.arange(1, K, dtype=cd, device=mu_x.device)
+    cdf = edge_cdf(j, m.unsqueeze(-1), w.unsqueeze(-1), K)
+    full = torch.cat([torch.zeros_like(cdf[..., :1]), cdf, torch.ones_like(cdf[..., :1])], dim=-1)
+    p = full[..., 1:] - full[..., :-1]
+    c = bin_centres(K, cd, mu_x.device)
+    mean = (p * c).sum(-1).to(mu_x.dtype)
+    sample = None if u is None else c[(cdf <= u.to(cd).unsqueeze(-1)).sum(-1)].to(mu_x.dtype)
+    mode = c[p.argmax(-1)].to(mu_x.dtype) if want_mode else None
+    return DiscretisedOut(mean, sample, mode)
+
+
+def discretised_gaussian_mean(mu_x: torch.Tensor, sigma_x: torch.Tensor, K: int,
+                              max_chunk_elems: int = 1 << 18) -> torch.Tensor:
+    """mean = sum_k p_k k_c = -(1/K) sum_{j=1}^{K-1} erf((e_j - mu_x) / (sqrt2 sigma_x)) (summation by
+    parts), without the (..., K-1) tensor: erf is evaluated only on a window of edges around mu_x
+    (edges further than ERF_SATURATION in erf units contribute exactly -1 below / +1 above, which
+    is what erf returns there in this dtype). Elements are grouped by window width (powers of two)
+    and processed in chunks of at most `max_chunk_elems` erf evaluations. Compute dtype in and out."""
+    cd = mu_x.dtype
+    shape = mu_x.shape
+    m, s = mu_x.reshape(-1), sigma_x.reshape(-1)
+    n = m.numel()
+    out = torch.empty_like(m)
+    if n == 0:
+        return out.view(shape)
+    step = 2.0 / K
+    w = 1.0 / (SQRT2 * s)
+    half = ERF_SATURATION[cd] * SQRT2 * s
+    jlo = torch.floor((m + (1.0 - half)) / step).clamp(1.0, K - 1.0)
+    jhi = torch.ceil((m + (1.0 + half)) / step).clamp(1.0, K - 1.0)
+    width = torch.nan_to_num(jhi - jlo + 1.0, nan=K - 1.0)
+    level = torch.ceil(torch.log2(width)).to(torch.int64)  # window of 2^level edges (capped at K-1)
+    levels = torch.unique(level).tolist()
+    for lev in levels:
+        W = min(1 << int(lev), K - 1)
+        sel = None if len(levels) == 1 else torch.nonzero(level == lev).squeeze(1)
+        ms, ws, lo = (m, w, jlo) if sel is None else (m[sel], w[sel], jlo[sel])
+        lo = lo.clamp(max=float(K - W))  # the window [lo, lo + W - 1] lies inside [1, K - 1]
+        offs = torch.arange(W, dtype=cd, device=m.device)
+        res = torch.empty_like(ms)
+        chunk = max(1, max_chunk_elems // W)
+        for a in range(0, ms.numel(), chunk):
+            b = a + chunk
+            arg = ((lo[a:b, None] + offs) * step - 1.0 - ms[a:b, None]) * ws[a:b, None]
+            acc = torch.erf(arg).sum(-1)
+            n_below, n_above = lo[a:b] - 1.0, (K - W) - lo[a:b]
+            res[a:b] = (n_below - n_above - acc) / K
+        if sel is None:
+            out = res
+        else:
+            out[sel] = res
+    return out.view(shape)
+
+
+def discretised_gaussian_sample(mu_x: torch.Tensor, sigma_x: torch.Tensor, u: torch.Tensor, K: int) -> torch.Tensor:
+    """Inverse-CDF bin sample, O(log K) per element: k = #{j in 1..K-1: F(e_j) <= u} (the 0-based bin
+    whose CDF interval [F(e_k), F(e_{k+1})) holds u) by binary lifting over k with one erf per
+    bit; returns the centre (2k + 1)/K - 1. Same bin as the dense search for the same u."""
+    w = 1.0 / (SQRT2 * sigma_x)
+    uu = u.to(mu_x.dtype)
+    k = torch.zeros_like(mu_x)
+    bit = 1 << ((K - 1).bit_length() - 1)
+    guard = K & (K - 1) != 0  # K a power of two: k + bit never passes K - 1 (all ones)
+    while bit:
+        cand = k + bit
+        ok = edge_cdf(cand, mu_x, w, K) <= uu
+        if guard:
+            ok &= cand <= K - 1
+        k.add_(ok.to(k.dtype), alpha=bit)
+        bit >>= 1
+    return (2.0 * k + 1.0) / K - 1.0
+
+
+def discretised_gaussian_chunked(
+    mu_x: torch.Tensor,
+    sigma_x: torch.Tensor,
+    K: int,
+    u: Optional[torch.Tensor] = None,
+    want_mean: bool = True,
+    want_mode: bool = False,
+    max_chunk_elems: int = 1 << 18,
+) -> DiscretisedOut:
+    """Same function as `discretised_gaussian_ref` without any (..., K) tensor: windowed mean
+    (`discretised_gaussian_mean`), bisection sample, O(1) mode (`discretised_mode_fast`).
+    Outputs in mu_x's dtype; mean is None when not asked."""
+    cd = compute_dtype(mu_x.dtype)
+    m, s = mu_x.to(cd), sigma_x.to(cd)
+    mean = discretised_gaussian_mean(m, s, K, max_chunk_elems).to(mu_x.dtype) if want_mean else None
+    sample = None if u is None else discretised_gaussian_sample(m, s, u, K).to(mu_x.dtype)
+    mode = discretised_mode_fast(m, s, K).to(mu_x.dtype) if want_mode else None
     return DiscretisedOut(mean, sample, mode)
