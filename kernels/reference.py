@@ -311,9 +311,40 @@ def discretised_gaussian_mean(mu_x: torch.Tensor, sigma_x: torch.Tensor, K: int,
     shape = mu_x.shape
     m, s = mu_x.reshape(-1), sigma_x.reshape(-1)
     n = m.numel()
-    out = torch.empty_like(m)
     if n == 0:
-        return out.view(shape)
+        return torch.empty_like(m).view(shape)
+    step = 2.0 / K
+    w = (s * SQRT2).reciprocal_()
+    half = s * (ERF_SATURATION[cd] * SQRT2)
+    jlo = torch.sub(m, half).add_(1.0).div_(step).floor_().clamp_(1.0, K - 1.0)
+    width = half.add_(m).add_(1.0).div_(step).ceil_().clamp_(1.0, K - 1.0).sub_(jlo).add_(1.0)
+    level = torch.nan_to_num_(width, nan=K - 1.0).log2_().ceil_()  # window of 2^level edges (capped at K-1)
+    levels = torch.unique(level).tolist() if n > 1 else level.tolist()
+    out = torch.empty_like(m) if len(levels) > 1 else None
+    for lev in levels:
+        W = min(1 << int(lev), K - 1)
+        sel = None if out is None else torch.nonzero(level == lev).squeeze(1)
+        ms, ws, lo = (m, w, jlo) if sel is None else (m[sel], w[sel], jlo[sel])
+        lo = lo.clamp(max=float(K - W))  # the window [lo, lo + W - 1] lies inside [1, K - 1]
+        offs = torch.arange(W, dtype=cd, device=m.device)
+        # erf argument at edge lo + i: (e_lo - mu_x) w + i (2/K) w, both terms of the window's size
+        # (erf units), so no large intermediate loses digits; one fused pass builds it
+        a0 = torch.mul(lo, step).sub_(1.0).sub_(ms).mul_(ws).unsqueeze(1)
+        a1 = ws.mul(step).unsqueeze(1)
+        # sum of erf over the window, then the saturated edges: -1 each below, +1 each above
+        res = lo.sub(1.0).sub_(lo.neg().add_(K - W))  # n_below - n_above
+        chunk = max(1, max_chunk_elems // W)
+        buf = torch.empty((min(chunk, ms.numel()), W), dtype=cd, device=m.device)
+        for a in range(0, ms.numel(), chunk):
+            b = min(a + chunk, ms.numel())
+            arg = torch.addcmul(a0[a:b], offs, a1[a:b], out=buf[: b - a])
+            res[a:b] -= torch.erf_(arg).sum(-1)
+        res.div_(K)
+        if out is None:
+            return res.view(shape)
+        out[sel] = res
+    assert out is not None
+    return out.view(shape)
     step = 2.0 / K
     w = 1.0 / (SQRT2 * s)
     half = ERF_SATURATION[cd] * SQRT2 * s
@@ -343,22 +374,40 @@ def discretised_gaussian_mean(mu_x: torch.Tensor, sigma_x: torch.Tensor, K: int,
     return out.view(shape)
 
 
-def discretised_gaussian_sample(mu_x: torch.Tensor, sigma_x: torch.Tensor, u: torch.Tensor, K: int) -> torch.Tensor:
-    """Inverse-CDF bin sample, O(log K) per element: k = #{j in 1..K-1: F(e_j) <= u} (the 0-based bin
-    whose CDF interval [F(e_k), F(e_{k+1})) holds u) by binary lifting over k with one erf per
-    bit; returns the centre (2k + 1)/K - 1. Same bin as the dense search for the same u."""
-    w = 1.0 / (SQRT2 * sigma_x)
-    uu = u.to(mu_x.dtype)
+def _bisect_bins(mu_x: torch.Tensor, w: torch.Tensor, u: torch.Tensor, K: int) -> torch.Tensor:
+    """k = max{k in 0..K-1: k = 0 or F(e_k) <= u} by binary lifting over k, one erf per bit."""
     k = torch.zeros_like(mu_x)
     bit = 1 << ((K - 1).bit_length() - 1)
     guard = K & (K - 1) != 0  # K a power of two: k + bit never passes K - 1 (all ones)
     while bit:
         cand = k + bit
-        ok = edge_cdf(cand, mu_x, w, K) <= uu
+        ok = edge_cdf(cand, mu_x, w, K) <= u
         if guard:
             ok &= cand <= K - 1
         k.add_(ok.to(k.dtype), alpha=bit)
         bit >>= 1
+    return k
+
+
+def discretised_gaussian_sample(mu_x: torch.Tensor, sigma_x: torch.Tensor, u: torch.Tensor, K: int) -> torch.Tensor:
+    """Inverse-CDF bin sample: k = #{j in 1..K-1: F(e_j) <= u}, the 0-based bin whose CDF interval
+    [F(e_k), F(e_{k+1})) holds u; returns the centre (2k + 1)/K - 1. The candidate bin of the
+    quantile mu_x + sigma_x sqrt2 erfinv(2u - 1) is verified with two CDF values (F(e_k) <= u < F(e_{k+1}),
+    with F(e_0) = -inf, F(e_K) = +inf); where rounding makes it fail, binary lifting over k (O(log K)
+    erf per element) decides. Same bin as the dense search over the K - 1 edges for the same u."""
+    w = 1.0 / (SQRT2 * sigma_x)
+    uu = u.to(mu_x.dtype)
+    q = torch.erfinv(2.0 * uu - 1.0).mul_(SQRT2).mul_(sigma_x).add_(mu_x)
+    k = q.add_(1.0).mul_(K / 2.0).floor_().clamp_(0.0, K - 1.0)
+    k = torch.nan_to_num_(k, nan=0.0)  # (u = 0 gives -inf, clamped to bin 0; NaN parameters give NaN below)
+    low_ok = (k == 0) | (edge_cdf(k, mu_x, w, K) <= uu)
+    high_ok = (k == K - 1) | (edge_cdf(k + 1.0, mu_x, w, K) > uu)
+    bad = ~(low_ok & high_ok)
+    if bool(bad.any()):
+        idx = torch.nonzero(bad.reshape(-1)).squeeze(1)
+        flat = k.reshape(-1)
+        flat[idx] = _bisect_bins(mu_x.reshape(-1)[idx], w.reshape(-1)[idx], uu.reshape(-1)[idx], K)
+        k = flat.view(mu_x.shape)
     return (2.0 * k + 1.0) / K - 1.0
 
 
