@@ -199,6 +199,25 @@ def mean_times(repeats: int) -> list[dict]:
     return rows
 
 
+def binary_times(repeats: int) -> dict:
+    """K = 2: Categorical probabilities by softmax vs by the sigmoid of the logit difference."""
+    from bfnsolvers.distributions import softmax_last
+
+    logits = torch.randn(math.prod(SHAPE), 2, generator=torch.Generator().manual_seed(2))
+    res = {}
+    for name, fn in (("softmax", lambda: torch.softmax(logits, -1)), ("sigmoid", lambda: softmax_last(logits))):
+        fn()
+        v = []
+        for _ in range(max(repeats, 20)):
+            t0 = time.perf_counter()
+            fn()
+            v.append(time.perf_counter() - t0)
+        res[name] = 1e3 * statistics.median(v)
+    res["max_abs_diff"] = float((torch.softmax(logits, -1) - softmax_last(logits)).abs().max())
+    print(json.dumps(res), flush=True)
+    return res
+
+
 def agreement() -> dict:
     """Dense vs new on the same runs (same generator): max |difference| of the samples."""
     out = {}
@@ -228,7 +247,7 @@ def machine() -> str:
 
 
 def write_report(path: Path, cmd: str, mem: list[dict], times: list[dict], means: list[dict], agree: dict,
-                 load: tuple[float, float, float] | None, repeats: int) -> None:
+                 binary: dict, load: tuple[float, float, float] | None, repeats: int) -> None:
     n = math.prod(SHAPE)
     L = [f"# Hot loop on discretised data ({'x'.join(map(str, SHAPE))}, K = {K}): before vs after", "",
          f"Command: `{cmd}`", "", f"Machine: {machine()}", ""]
@@ -239,8 +258,9 @@ def write_report(path: Path, cmd: str, mem: list[dict], times: list[dict], means
           "Triton interpreter for correctness only).", "",
           "`dense` = the output distribution before this change (the (..., K) tensor at every step: the mean "
           "builds the (..., K-1) CDF; mode and sample read `centres`, which built the probabilities for their "
-          "dtype); `new` = `kernels.discretised_gaussian` (windowed erf sum for the mean, bisection sample, "
-          "O(1) mode; chunks of at most 2^18 erf evaluations). `continuous` = ContinuousBFN with the same "
+          "dtype); `new` = `kernels.discretised_gaussian` (windowed erf sum for the mean in chunks of at most "
+          "2^18 erf evaluations; sample: the quantile's bin verified by two CDF values, binary lifting where "
+          "rounding makes that fail; O(1) mode). `continuous` = ContinuousBFN with the same "
           f"sigma_1 = sqrt(1e-3), solver, grid and state size. Solvers: default (`bfn-unipc3`, NFE "
           f"{SOLVERS['default (bfn-unipc3)'][1]}, log-SNR grid) and the original sampler (`bfn`, NFE "
           f"{SOLVERS['bfn (original)'][1]}, uniform grid from t = 0).", "",
@@ -278,7 +298,10 @@ def write_report(path: Path, cmd: str, mem: list[dict], times: list[dict], means
     L += ["", "The original sampler draws one uniform per element per step in both versions (the random stream "
           "is unchanged); its bin is the inverse-CDF bin of that uniform in both, so the samples differ only "
           "where a uniform falls within rounding of a bin boundary (there the trajectory of that element "
-          "then differs).", ""]
+          "then differs).", "",
+          f"## K = 2 categorical ({n} x 2 logits, ms, median of >= 20)", "",
+          "| softmax | sigmoid of the logit difference | max abs difference |", "|---|---|---|",
+          f"| {binary['softmax']:.3f} | {binary['sigmoid']:.3f} | {binary['max_abs_diff']:.1e} |", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(L) + "\n")
 
@@ -300,7 +323,8 @@ def main() -> None:
     times = step_times(args.repeats)
     means = mean_times(args.repeats)
     agree = agreement()
-    write_report(args.out, cmd, mem, times, means, agree, load, args.repeats)
+    binary = binary_times(args.repeats)
+    write_report(args.out, cmd, mem, times, means, agree, binary, load, args.repeats)
     print(f"wrote {args.out}")
 
 

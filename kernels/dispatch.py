@@ -6,7 +6,9 @@ Backend choice (first that applies):
   3. "auto": Triton for CUDA tensors when triton is installed, torch otherwise.
 "triton" on CPU tensors runs only under the Triton interpreter (TRITON_INTERPRET=1 set
 before triton is first imported). float64 inputs always use torch (the kernels compute
-in float32); so does K > 16384 for the row kernels.
+in float32); so does K > 16384 for the row kernels. `discretised_gaussian` is what the discretised
+output distribution (`bfnsolvers.distributions.DiscretisedGaussian`) calls for its mean, mode and
+sample, so every solver and the original sampler take this choice on discretised data.
 
 Random numbers: pass pre-drawn noise (``z``, ``gumbel``, ``u``) to get identical
 results from both backends. Otherwise torch draws from ``generator`` (or the global
