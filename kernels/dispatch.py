@@ -402,6 +402,7 @@ def discretised_gaussian(
     sample (if `sample` or `u` given) = centre of bin #{j: F(e_j) <= u}, u ~ U[0, 1) (inverse CDF);
     mode = centre of argmax_k p_k. Fields not asked for are None. Torch draws u from `generator`
     as ``torch.rand(mu_x.shape)`` (one uniform per element); Triton from Philox(`seed`, `offset`).
+    The mean is differentiable in mu_x and sigma_x (torch path when a gradient is needed).
     """
     check_tensor("mu_x", mu_x)
     check_like("sigma_x", sigma_x, "mu_x", mu_x)
@@ -411,7 +412,9 @@ def discretised_gaussian(
     if mu_x.numel() == 0:
         e = torch.empty_like(mu_x)
         return DiscretisedOut(e if mean else None, e.clone() if want_sample else None, e.clone() if mode else None)
-    if resolve_backend(mu_x, backend) == "triton":
+    # the Triton kernel has no backward: a mean that needs a gradient (training) takes the torch path
+    needs_grad = mean and torch.is_grad_enabled() and (mu_x.requires_grad or sigma_x.requires_grad)
+    if not needs_grad and resolve_backend(mu_x, backend) == "triton":
         with _on(mu_x):
             out = _tk().discretised_gaussian(
                 mu_x.contiguous(), sigma_x.contiguous(), K, _c(u), mean, want_sample, mode,

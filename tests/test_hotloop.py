@@ -109,6 +109,43 @@ def test_discretised_sample_is_the_dense_inverse_cdf(dtype: torch.dtype) -> None
     assert bool((old == got)[~near].all()) and float(near.float().mean()) < 0.01
 
 
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+@pytest.mark.parametrize("K", [2, 27, 256])
+def test_discretised_mean_gradient(dtype: torch.dtype, tol: float, K: int) -> None:
+    """The mean is differentiable (L_inf trains through it): its gradient in (mu, sigma) equals autograd
+    through the dense formula sum_k p_k k_c (relative to the largest entry), through output_distribution."""
+    process = DiscretisedBFN(math.sqrt(1e-3), K)
+    mu, out = _network_outputs((len(TIMES), 2, 30), 7 + K, dtype)
+    out.requires_grad_()
+    weights = torch.randn(mu.shape, generator=_gen(8), dtype=dtype)
+    t = torch.tensor(TIMES, dtype=dtype)
+    grads = []
+    for cls in (DiscretisedGaussian, DenseGaussian):
+        dist = process.output_distribution(out, mu, t)
+        mean = (dist.mean if cls is DiscretisedGaussian else DenseGaussian(dist.mu, dist.sigma, K).mean)
+        grads.append(torch.autograd.grad((mean * weights).sum(), out)[0])
+    scale = grads[1].abs().max()
+    assert float(scale) > 0
+    torch.testing.assert_close(grads[0] / scale, grads[1] / scale, rtol=0, atol=tol)
+
+
+def test_discretised_loss_trains(monkeypatch: pytest.MonkeyPatch) -> None:
+    """loss_inf through a small network: same loss and parameter gradients as with the dense class."""
+    process = DiscretisedBFN(math.sqrt(1e-3), 16)
+    x = bin_centres(16)[torch.randint(0, 16, (8, 12), generator=_gen(0))]
+    results = []
+    for cls in (DiscretisedGaussian, DenseGaussian):
+        monkeypatch.setattr(discretised_module, "DiscretisedGaussian", cls)
+        torch.manual_seed(0)
+        net = torch.nn.Linear(12, 24, dtype=torch.float64)
+        model = lambda mu, t: net(mu + t[:, None]).reshape(mu.shape + (2,))  # noqa: E731
+        loss = process.loss_inf(model, x.double(), _gen(1)).mean()
+        loss.backward()
+        results.append((loss.detach(), net.weight.grad.clone()))
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-12, atol=0)
+    torch.testing.assert_close(results[0][1], results[1][1], rtol=1e-9, atol=1e-12)
+
+
 def _chi2_merged(counts: np.ndarray, probs: np.ndarray, n: int) -> float:
     """Chi-square p-value with bins of expected count < 5 merged into one (Cochran's rule)."""
     expected = probs * n
