@@ -8,6 +8,8 @@ from torch import Tensor
 
 import kernels
 
+from .rng import PerSample, RandomSource, rand
+
 
 def bin_centres(num_bins: int, dtype: torch.dtype = torch.float32, device=None) -> Tensor:
     """Centres k_c = (2k - 1)/K - 1, k = 1..K, of K equal bins on [-1, 1] (BFN eq. 88)."""
@@ -31,7 +33,7 @@ def softmax_last(logits: Tensor) -> Tensor:
 
 def _categorical_sample(probs: Tensor, generator: torch.Generator | None) -> Tensor:
     """One index per row of probs (..., K) by inverse CDF with one uniform per row."""
-    u = torch.rand(probs.shape[:-1] + (1,), generator=generator, dtype=probs.dtype, device=probs.device)
+    u = rand(probs.shape[:-1] + (1,), generator, probs.dtype, probs.device)
     cdf = probs.cumsum(-1)
     return (cdf < u * cdf[..., -1:]).sum(-1).clamp(max=probs.shape[-1] - 1)
 
@@ -127,10 +129,14 @@ class DiscretisedGaussian(BinDistribution):
             self._mode = kernels.discretised_gaussian(self.mu, self.sigma, self.num_bins, mean=False, mode=True).mode
         return self._mode
 
-    def sample(self, generator: torch.Generator | None = None) -> Tensor:
-        """Centre of a bin drawn by inverse CDF with one uniform per element."""
-        return kernels.discretised_gaussian(self.mu, self.sigma, self.num_bins, mean=False, sample=True,
-                                            generator=generator).sample
+    def sample(self, generator: RandomSource = None) -> Tensor:
+        """Centre of a bin drawn by inverse CDF with one uniform per element (``bfnsolvers.rng.rand``,
+        per-sample generators included; the fused Triton kernel draws Philox uniforms seeded from a
+        single generator instead)."""
+        philox = not isinstance(generator, PerSample) and kernels.resolve_backend(self.mu) == "triton"
+        u = None if philox else rand(self.mu.shape, generator, self.mu.dtype, self.mu.device)
+        return kernels.discretised_gaussian(self.mu, self.sigma, self.num_bins, mean=False, sample=True, u=u,
+                                            generator=generator if philox else None).sample
 
     def log_prob(self, x: Tensor) -> Tensor:
         """ln p(bin of x) = ln(F(e_k) - F(e_{k-1})), F(e_0) = 0, F(e_K) = 1, clamped at 1e-12."""

@@ -46,13 +46,17 @@ class GaussianMixtureOracle:
         return self.means.shape[1]
 
     def __call__(self, mu: Tensor, t: Tensor) -> Tensor:
+        return self.posterior_mean(mu, t, self.weights.log().unsqueeze(-1))
+
+    def posterior_mean(self, mu: Tensor, t: Tensor, log_weights: Tensor) -> Tensor:
+        """E[x | mu_t] for mixture log-weights (M, 1) or per sample (B, M, 1)."""
         if mu.dim() != 2 or mu.shape[1] != self.dim:
             raise ValueError(f"mu must have shape (B, {self.dim}), got {tuple(mu.shape)}")
         a, s2 = _coefficients(self.process, t, mu)                        # (B, 1, 1)
         z = mu.double().unsqueeze(1)                                      # (B, 1, D)
         v = (a ** 2 * self.std ** 2 + s2).clamp_min(1e-300)   # t = 0: the prior mean
         d2 = ((z - a * self.means) ** 2).sum(-1, keepdim=True)            # (B, M, 1)
-        r = torch.softmax(self.weights.log().unsqueeze(-1) - d2 / (2 * v), 1)
+        r = torch.softmax(log_weights - d2 / (2 * v), 1)
         cond = self.means + (a * self.std ** 2 / v) * (z - a * self.means)  # (B, M, D)
         return (r * cond).sum(1).to(mu.dtype)
 
@@ -65,6 +69,34 @@ class GaussianMixtureOracle:
         """Exact log density of x (N, D)."""
         d2 = ((x.double().unsqueeze(1) - self.means) ** 2).sum(-1)
         return torch.logsumexp(self.weights.log() - d2 / (2 * self.std ** 2), -1) - 0.5 * self.dim * math.log(2 * math.pi * self.std ** 2)
+
+
+class ConditionalMixtureOracle(GaussianMixtureOracle):
+    """A Gaussian mixture whose label c selects the component weights w_{c, m}; labels are uniform.
+
+    ``oracle(mu, t, label)`` is the exact E[x | mu_t, c]; ``oracle(mu, t)`` (or label = num_labels, the
+    null label) the unconditional E[x | mu_t] under the marginal weights mean_c w_{c, m}.
+    """
+
+    def __init__(self, process: ContinuousBFN, means: Tensor, std: float, label_weights: Tensor):
+        if label_weights.dim() != 2 or label_weights.shape[1] != means.shape[0] or (label_weights < 0).any():
+            raise ValueError(f"label_weights must be non-negative with shape (C, {means.shape[0]})")
+        table = label_weights.double() / label_weights.double().sum(-1, keepdim=True)
+        super().__init__(process, means, std, table.mean(0))
+        self.label_weights = torch.cat([table, self.weights.unsqueeze(0)])      # row C: the null label
+        self.num_labels = table.shape[0]
+
+    def __call__(self, mu: Tensor, t: Tensor, label: Tensor | None = None) -> Tensor:
+        if label is None:
+            return super().__call__(mu, t)
+        if label.shape != (mu.shape[0],):
+            raise ValueError(f"label must have shape ({mu.shape[0]},), got {tuple(label.shape)}")
+        return self.posterior_mean(mu, t, self.label_weights[label.long()].clamp_min(1e-300).log().unsqueeze(-1))
+
+    def sample_given(self, label: int, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n exact samples (n, D) of x | c = label, float64."""
+        m = torch.multinomial(self.label_weights[label], n, replacement=True, generator=generator)
+        return self.means[m] + self.std * torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
 
 
 class DiscretisedOracle:

@@ -9,9 +9,10 @@ from typing import Callable, Literal, Sequence
 import torch
 from torch import Tensor
 
-from .models import Denoiser
+from .models import Cond, Denoiser
 from .processes import BFNProcess, DiscreteBFN
-from .schedules import ScheduleName, get_times
+from .rng import as_random_source, randn
+from .schedules import SCHEDULES, ScheduleName, check_times, get_times
 from .solvers import get_solver
 
 Final = Literal["denoise", "state", "drop"]
@@ -32,6 +33,13 @@ class SampleInfo:
     wall_time: float
     schedule: str
     trajectory: list[Tensor] = field(default_factory=list)
+    #: Batch size of every network forward pass (guidance: 2B per data prediction, or B twice).
+    forward_batch_sizes: list[int] = field(default_factory=list)
+
+    @property
+    def forward_passes(self) -> int:
+        """Network forward passes (equal to ``nfe`` without guidance)."""
+        return len(self.forward_batch_sizes)
 
 
 def data_kind(process: BFNProcess) -> str:
@@ -66,7 +74,9 @@ def default_t_start(process: BFNProcess, solver: str) -> float:
     if solver == "bfn":
         return 0.0
     if isinstance(process, DiscreteBFN):
-        return PUBLISHED_ETA["discrete"]
+        # the published eta in the natural time u = sqrt(beta / beta(1)) (= t for beta_1 t^2): the same
+        # start accuracy on any schedule (eta in t is ~250x more accurate on ChemBFN's schedule)
+        return float(process.t_of_natural_time(PUBLISHED_ETA["discrete"]))
     return float(process.t_of_lam(process.lam(1.0) - DEFAULT_SPAN))
 
 
@@ -85,12 +95,18 @@ def resolve_defaults(process: BFNProcess, solver: str | None, schedule, t_start:
             default_final(solver) if final is None else final)
 
 
+#: Largest NFE sample() accepts (a grid beyond it is a typo, e.g. nfe=10**12 would allocate terabytes).
+MAX_NFE = 1_000_000
+
+
 def plan_steps(nfe: int, final: Final, nfe_per_step: int) -> int:
     """Number of grid steps that spend exactly ``nfe`` network calls with this final step: "denoise"
     adds one call after the last step, "drop" replaces the last step by one call (the readout at
     the last-but-one time), "state" adds none."""
     if not isinstance(nfe, int) or isinstance(nfe, bool):
         raise ValueError(f"nfe must be an integer, got {nfe!r}")
+    if nfe > MAX_NFE:
+        raise ValueError(f"nfe must be at most {MAX_NFE}, got {nfe}")
     reserved = 0 if final == "state" else 1
     steps, rest = divmod(nfe - reserved, nfe_per_step)
     steps += final == "drop"
@@ -101,6 +117,15 @@ def plan_steps(nfe: int, final: Final, nfe_per_step: int) -> int:
         raise ValueError(f"nfe: this solver with final={final!r} spends {nfe_per_step}k + {reserved} calls, "
                          f"got {nfe} (use {nfe - rest} or {nfe - rest + nfe_per_step})")
     return steps
+
+
+def calls_of_grid(num_times: int, final: Final, nfe_per_step: int) -> int:
+    """Network calls a grid of ``num_times`` times spends: (n - 1) steps' calls plus the final call
+    for "denoise", the readout replacing the last step for "drop", none for "state" (inverse of ``plan_steps``)."""
+    steps = num_times - 1
+    if final == "drop":
+        return (steps - 1) * nfe_per_step + 1
+    return steps * nfe_per_step + (final == "denoise")
 
 
 def readout(process: BFNProcess, dist, how: Readout, generator: torch.Generator | None) -> Tensor:
@@ -122,24 +147,107 @@ def state_readout(process: BFNProcess, z: Tensor, t: Tensor) -> Tensor:
     return x if process.x_range is None else x.clamp(*process.x_range)
 
 
-def sample(model: Callable | Denoiser, process: BFNProcess, solver: str | None = None, nfe: int = 10,
+def _check_shape(shape) -> tuple[int, ...]:
+    if isinstance(shape, torch.Size):
+        shape = tuple(shape)
+    if (not isinstance(shape, (tuple, list)) or len(shape) < 1
+            or any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in shape)):
+        raise ValueError(f"shape must be a non-empty tuple of positive integers (B, ...), got {shape!r}")
+    return tuple(shape)
+
+
+def _check_device(device) -> torch.device:
+    try:
+        device = torch.device(device)
+        torch.empty(0, device=device)
+    except (RuntimeError, TypeError, AssertionError) as err:
+        raise ValueError(f"device '{device}' is not available here ({str(err).splitlines()[0]})") from None
+    return device
+
+
+def _check_options(spec, options: dict) -> None:
+    accepted = set(inspect.signature(spec.fn).parameters) - {"model", "z", "ts"}
+    unknown = sorted(set(options) - accepted - {"callback", "generator"})
+    if unknown:
+        raise ValueError(f"solver {spec.name!r} takes no option {unknown[0]!r} (its options: {sorted(accepted - {'callback'})})")
+
+
+def build_grid(process: BFNProcess, spec, nfe: int | None, schedule, t_start: float, final: Final) -> Tensor:
+    """The times the solver steps through (the dropped last time of final="drop" already removed),
+    with ``nfe`` checked against what the grid spends."""
+    if isinstance(schedule, str) and schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES} or a list of times, got {schedule!r}")
+    if spec.name == "reference":
+        if nfe is not None:
+            raise ValueError("nfe: the adaptive reference solver spends what its tolerances need; omit nfe (set rtol/atol)")
+        if final == "drop":
+            raise ValueError("final='drop' has no last step to drop for the adaptive reference solver; use 'denoise' or 'state'")
+        ts = torch.tensor([t_start, 1.0], dtype=torch.float64) if isinstance(schedule, str) else check_times(schedule)
+    elif isinstance(schedule, str):
+        ts = get_times(schedule, plan_steps(10 if nfe is None else nfe, final, spec.nfe_per_step), process, t_start)
+    else:
+        ts = check_times(schedule)
+        spent = calls_of_grid(len(ts), final, spec.nfe_per_step)
+        if nfe is not None and nfe != spent:
+            how = {"drop": "its last time dropped, the readout at the one before",
+                   "denoise": "steps through every time, then one call at t = 1", "state": "no final call"}[final]
+            raise ValueError(f"nfe={nfe}, but a schedule of {len(ts)} times with final={final!r} ({how}) spends "
+                             f"{spent} calls: omit nfe or pass nfe={spent}")
+    if final == "denoise" and float(ts[-1]) != 1.0:
+        raise ValueError(f"final='denoise' steps to t = 1 and ends with a call there: the schedule must end at 1, "
+                         f"got {float(ts[-1]):g} (use final='state' or 'drop' to stop earlier)")
+    if final == "drop":
+        ts = ts[:-1]
+    if float(ts[0]) <= 0 and not spec.from_prior:
+        raise ValueError(f"solver {spec.name!r} needs a start time > 0 (s(0) = 0: the state at t = 0 is a point "
+                         f"mass); got {float(ts[0]):g}; use t_start > 0 or the original sampler 'bfn'")
+    return ts
+
+
+def sample(model: Callable | Denoiser, process: BFNProcess, solver: str | None = None, nfe: int | None = None,
            schedule: ScheduleName | Sequence[float] | Tensor | None = None, shape: Sequence[int] | None = None, *,
            t_start: float | None = None, final: Final | None = None, readout_as: Readout = "mean",
-           generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32,
-           device: torch.device | str = "cpu", z_start: Tensor | None = None, callback: Callable | None = None,
-           return_trajectory: bool = False, **solver_options) -> tuple[Tensor, SampleInfo]:
+           generator: torch.Generator | Sequence[torch.Generator | int] | None = None,
+           dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu", z_start: Tensor | None = None,
+           callback: Callable | None = None, return_trajectory: bool = False, cond: Cond = None,
+           uncond: Cond = None, guidance: float = 0.0, temperature: float = 1.0, noise_scale: float = 1.0,
+           class_mask: Tensor | None = None, constraint: Callable | None = None,
+           **solver_options) -> tuple[Tensor, SampleInfo]:
     """Draw samples from a BFN with a registered solver in ``nfe`` network calls.
 
-    shape: shape of the samples (B, ...) (discrete data: class indices; the state gets a
-    trailing K). schedule: "uniform" | "logsnr" | "quadratic" | "quadratic-start" or a list of BFN times.
-    t_start: first grid time; sampling starts from z ~ N(0, s(t_start)^2 I), the prior
-    state at t = 0 propagated without its mean (exact as t_start -> 0). final: "denoise"
-    (steps to t = 1, then one call returns the output distribution, as BFN does), "state"
-    (read the final state, no extra call) or "drop" (the published last_drop: the last step
-    is replaced by the output at the last-but-one grid time). solver, schedule, t_start and
-    final left as None take the best measured defaults for the data type (``default_solver``,
-    ``default_schedule``, ``default_t_start``, ``default_final``). Returns (samples, info).
+    BFN time runs from t = 0 (the prior) to t = 1 (the data). shape: shape of the samples (B, ...)
+    (discrete data: class indices; the state gets a trailing K). nfe: network calls (default 10
+    for a named schedule; with a list of times leave it out or give exactly what the list spends).
+    schedule: "uniform" | "logsnr" | "quadratic" | "quadratic-start" or a list of BFN times.
+    t_start: first grid time; sampling starts from z ~ N(0, s(t_start)^2 I), the prior state at
+    t = 0 propagated without its mean (exact as t_start -> 0; at t_start = 0 the state is the
+    point mass z = 0 and no noise is drawn). final: "denoise" (steps to t = 1, then one call returns
+    the output distribution, as BFN does; the grid must end at 1), "state" (read the final state, no
+    extra call) or "drop" (the published last_drop: the grid's last time is dropped and the output at
+    the last-but-one time is read out). generator: a torch.Generator, or one generator or int seed per
+    sample, so that sample i is the same in any batch. solver, schedule, t_start and final left as None
+    take the best measured defaults for the data type. Runs without autograd; returns (samples, info).
+
+    Any BFN: cond (a tensor, tuple or dict of tensors with the batch first) is passed to the model at
+    every call; guidance=w > 0 uses (1 + w) cond - w uncond on the output (``bfnsolvers.outputs``), in
+    one forward pass of twice the batch, or two passes when uncond is None (the model's own null
+    condition); ``info.nfe`` counts data predictions, ``info.forward_batch_sizes`` the passes.
+    temperature (discrete outputs: logits / T) and noise_scale (SDE solvers' noise times this) change
+    the target distribution: sampling choices, not solver accuracy. class_mask (bool, True = allowed,
+    broadcast to (..., K)) restricts discrete outputs exactly. constraint(z, t) -> z (e.g.
+    ``bfnsolvers.constraints.Inpaint``, ``CentreOfMass``) replaces the state the network sees at every
+    call and the final state; its ``samples(x)`` method, if any, is applied to the samples.
     """
+    if not isinstance(process, BFNProcess):
+        raise ValueError(f"process must be a BFNProcess (e.g. ContinuousBFN(sigma_1)), got {type(process).__name__}")
+    if isinstance(model, Denoiser):
+        if model.process is not process:
+            raise ValueError(f"model: the Denoiser wraps {model.process!r}, not the process given ({process!r})")
+        denoiser = model.fork()
+    else:
+        denoiser = Denoiser(model, process)
+    if t_start is not None and not (isinstance(t_start, (int, float)) and 0 <= t_start < 1):
+        raise ValueError(f"t_start must be a number in [0, 1), got {t_start!r}")
     solver, schedule, t_start, final = resolve_defaults(process, solver, schedule, t_start, final)
     spec = get_solver(solver)
     kind = data_kind(process)
@@ -147,27 +255,47 @@ def sample(model: Callable | Denoiser, process: BFNProcess, solver: str | None =
         raise ValueError(f"solver {solver!r} supports {spec.data} data, not {kind}")
     if final not in ("denoise", "state", "drop"):
         raise ValueError(f"final must be 'denoise', 'state' or 'drop', got {final!r}")
-    denoiser = model if isinstance(model, Denoiser) else Denoiser(model, process)
-    denoiser.nfe = 0
-
+    if readout_as not in ("mean", "mode", "sample"):
+        raise ValueError(f"readout_as must be 'mean', 'mode' or 'sample', got {readout_as!r}")
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating torch dtype (e.g. torch.float32), got {dtype!r}")
+    if callback is not None and not callable(callback):
+        raise ValueError(f"callback must be callable as callback(info: dict), got {type(callback).__name__}")
+    if nfe is not None and (not isinstance(nfe, int) or isinstance(nfe, bool) or not 1 <= nfe <= MAX_NFE):
+        raise ValueError(f"nfe must be an integer in [1, {MAX_NFE}] or None, got {nfe!r}")
+    device = _check_device(device)
+    _check_options(spec, solver_options)
     if z_start is None:
-        if shape is None or len(shape) < 1 or any(int(d) < 1 for d in shape):
-            raise ValueError(f"shape must be a non-empty sequence of positive sizes (B, ...), got {shape!r}")
-        state_shape = tuple(shape) + ((process.num_classes,) if kind == "discrete" else ())
-    if solver == "reference" and final == "drop":
-        raise ValueError("final='drop' has no last step to drop for the adaptive reference solver; use 'denoise' or 'state'")
-    if isinstance(schedule, str) and solver == "reference":
-        ts = torch.tensor([t_start, 1.0], dtype=torch.float64)
-    else:
-        steps = plan_steps(nfe, final, spec.nfe_per_step) if isinstance(schedule, str) else None
-        ts = get_times(schedule, steps or 0, process, t_start)
-    if final == "drop":
-        ts = ts[:-1]
-    if z_start is None:
-        z = process.prior_state(state_shape, ts[0], generator, dtype, device)
-    else:
-        z = z_start.to(dtype=dtype, device=device)
+        if shape is None:
+            raise ValueError("shape must be given (B, ...) when z_start is not")
+        state_shape = _check_shape(shape) + ((process.num_classes,) if kind == "discrete" else ())
+    elif not isinstance(z_start, Tensor) or z_start.dim() < 1 or not bool(torch.isfinite(z_start).all()):
+        raise ValueError("z_start must be a finite tensor with a batch dimension (B, ...)")
+    ts = build_grid(process, spec, nfe, schedule, t_start, final)
+    batch = z_start.shape[0] if z_start is not None else state_shape[0]
+    generator = as_random_source(generator, batch, device)
+    denoiser.configure(batch, cond=cond, uncond=uncond, guidance=guidance, temperature=temperature,
+                       class_mask=class_mask, constraint=constraint)
+    if not isinstance(noise_scale, (int, float)) or isinstance(noise_scale, bool) or not 0 <= noise_scale < float("inf"):
+        raise ValueError(f"noise_scale must be a finite number >= 0, got {noise_scale!r}")
+    if noise_scale != 1.0:
+        if not spec.stochastic or spec.name == "bfn":
+            raise ValueError(f"noise_scale applies to the SDE solvers, not {spec.name!r}")
+        solver_options = {**solver_options, "noise_sampler": lambda z: noise_scale * randn(z.shape, generator, z.dtype, z.device)}
 
+    with torch.no_grad():
+        if z_start is not None:
+            z = z_start.detach().to(dtype=dtype, device=device)
+        elif float(process.s(ts[0])) == 0:
+            z = torch.zeros(state_shape, dtype=dtype, device=device)     # the prior's point mass: no draw spent
+        else:
+            z = process.prior_state(state_shape, ts[0], generator, dtype, device)
+        return _run(denoiser, process, spec, z, ts, final, readout_as, generator, callback, return_trajectory,
+                    schedule, solver_options)
+
+
+def _run(denoiser: Denoiser, process: BFNProcess, spec, z: Tensor, ts: Tensor, final: Final, readout_as: Readout,
+         generator, callback, return_trajectory: bool, schedule, solver_options: dict) -> tuple[Tensor, SampleInfo]:
     trajectory: list[Tensor] = []
 
     def on_step(info: dict) -> None:
@@ -180,20 +308,28 @@ def sample(model: Callable | Denoiser, process: BFNProcess, solver: str | None =
     if "lower_order_final" in inspect.signature(spec.fn).parameters:
         # DPM-Solver's rule for continuous data: lower orders at the final steps below 10 steps. Not for
         # discrete data: there it raises the Markov oracle's error at NFE 4-6 by 1.4-1.6x (bfn-unipc3-t).
-        options.setdefault("lower_order_final", len(ts) - 1 < 10 and kind != "discrete")
+        options.setdefault("lower_order_final", len(ts) - 1 < 10 and data_kind(process) != "discrete")
     if spec.stochastic:
         options.setdefault("generator", generator)
     start = time.perf_counter()
     z = spec(denoiser, z, ts, callback=on_step, **options)
+    if denoiser.constraint is not None:
+        z = denoiser.constrain(z, ts[-1].to(z.dtype).expand(z.shape[0]))
     if final == "state":
-        x = state_readout(process, z, ts[-1])
+        masked = z if denoiser.class_mask is None else z.masked_fill(~denoiser.class_mask.to(z.device), float("-inf"))
+        x = state_readout(process, masked, ts[-1])
     else:
         x = readout(process, denoiser.output(z, ts[-1]), readout_as, generator)
     if return_trajectory:
         trajectory.append(z)
     wall = time.perf_counter() - start
-    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
-        raise FloatingPointError(f"solver {solver!r} produced non-finite samples (nfe={nfe}, schedule={schedule!r}, "
-                                 f"t_start={t_start}); try float64, a later t_start or another schedule")
-    info = SampleInfo(solver, denoiser.nfe, ts, final, wall, schedule if isinstance(schedule, str) else "custom", trajectory)
+    denoiser.check_finite()
+    if hasattr(denoiser.constraint, "samples"):
+        x = denoiser.constraint.samples(x)
+    if not bool(torch.isfinite(z).all()) or (x.is_floating_point() and not bool(torch.isfinite(x).all())):
+        raise FloatingPointError(f"solver {spec.name!r} produced a non-finite state from finite model outputs "
+                                 f"(grid {ts[0].item():.4g}..{ts[-1].item():.4g}, {len(ts)} times); "
+                                 f"try float64, a later t_start or another schedule")
+    info = SampleInfo(spec.name, denoiser.nfe, ts, final, wall, schedule if isinstance(schedule, str) else "custom",
+                      trajectory, denoiser.forward_batches)
     return x, info

@@ -39,10 +39,15 @@ def quadratic_start(n: int, t_start: float, t_end: float = 1.0) -> Tensor:
 
 def check_times(ts: Sequence[float] | Tensor) -> Tensor:
     """Validate a user-given grid: 1-D, at least two points, strictly increasing, inside [0, 1]."""
-    ts = torch.as_tensor(ts, dtype=torch.float64).flatten()
+    try:
+        ts = torch.as_tensor(ts, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"schedule must be a name or a 1-D list of times, got {ts!r}") from None
+    if ts.dim() != 1:
+        raise ValueError(f"schedule must be a 1-D list of times, got a tensor of shape {tuple(ts.shape)}")
     if ts.numel() < 2:
         raise ValueError(f"schedule must have at least 2 times, got {ts.numel()}")
-    if (ts < 0).any() or (ts > 1).any() or not bool((ts[1:] > ts[:-1]).all()):
+    if not bool(torch.isfinite(ts).all()) or (ts < 0).any() or (ts > 1).any() or not bool((ts[1:] > ts[:-1]).all()):
         raise ValueError(f"schedule times must increase strictly inside [0, 1] (BFN time), got {ts.tolist()}")
     return ts
 

@@ -146,6 +146,17 @@ def test_discretised_loss_trains(monkeypatch: pytest.MonkeyPatch) -> None:
     torch.testing.assert_close(results[0][1], results[1][1], rtol=1e-9, atol=1e-12)
 
 
+def test_discretised_sample_per_sample_generators() -> None:
+    """With one generator per sample (bfnsolvers.rng.PerSample), row i is the draw of generator i alone."""
+    from bfnsolvers.rng import PerSample
+
+    mu, out = _network_outputs((3, 200), 9, torch.float32)
+    dist = DiscretisedBFN(math.sqrt(1e-3), 32).output_distribution(out, mu, torch.tensor([0.3, 0.6, 0.9]))
+    rows = dist.sample(PerSample([_gen(10 + i) for i in range(3)]))
+    alone = DiscretisedGaussian(dist.mu[1:2], dist.sigma[1:2], 32).sample(_gen(11))
+    assert torch.equal(rows[1:2], alone)
+
+
 def _chi2_merged(counts: np.ndarray, probs: np.ndarray, n: int) -> float:
     """Chi-square p-value with bins of expected count < 5 merged into one (Cochran's rule)."""
     expected = probs * n

@@ -4,11 +4,16 @@ import math
 import pytest
 import torch
 
-from bfnsolvers import ContinuousBFN, DiscreteBFN, DiscretisedBFN
+from bfnsolvers import ChemBFNDiscrete, ContinuousBFN, DiscreteBFN, DiscretisedBFN
 from bfnsolvers.oracles import DiscretisedOracle, GaussianMixtureOracle, MarkovChainOracle
 
 PROCESSES = [ContinuousBFN(1e-3), ContinuousBFN(math.sqrt(1e-3)), DiscretisedBFN(math.sqrt(1e-3), 16),
              DiscreteBFN(9.0, 2), DiscreteBFN(0.75 ** 2, 27)]
+#: processes on non-default accuracy schedules (processes/accuracy.py): ChemBFN's and user callables
+OTHER_SCHEDULES = [ContinuousBFN(beta=lambda t: torch.expm1(math.log(1e6) * t ** 1.5)),
+                   DiscretisedBFN(beta=lambda t: 1e3 * t ** 1.7, num_bins=16),
+                   DiscreteBFN(beta=ChemBFNDiscrete(0.5625, 27), num_classes=27),
+                   DiscreteBFN(beta=lambda t: 3.0 * t ** 1.7, num_classes=3)]
 Z = 5.0  # tolerances are Z standard errors
 
 
@@ -53,7 +58,8 @@ def test_discrete_updates_match_flow():
     assert_moments(p.flow_sample(x, t, g).double().reshape(20000, -1), (beta * x0).flatten(), (4 * beta).expand(8))
 
 
-@pytest.mark.parametrize("process", [ContinuousBFN(0.05), DiscreteBFN(3.0, 3)], ids=repr)
+@pytest.mark.parametrize("process", [ContinuousBFN(0.05), DiscreteBFN(3.0, 3), ContinuousBFN(beta=lambda t: torch.expm1(3 * t ** 1.5)),
+                                     DiscreteBFN(beta=ChemBFNDiscrete(3.0, 3), num_classes=3)], ids=repr)
 def test_sde_euler_maruyama_reproduces_flow_marginals(process):
     """Simulate the noising SDE dz = f z ds + g dw (s = 1 - t) from t = 1 down to t and compare marginals."""
     g = torch.Generator().manual_seed(2)
@@ -70,7 +76,7 @@ def test_sde_euler_maruyama_reproduces_flow_marginals(process):
             assert_moments(z, process.a(t) * x0, (process.s(t) ** 2).expand(3))
 
 
-@pytest.mark.parametrize("process", PROCESSES, ids=repr)
+@pytest.mark.parametrize("process", PROCESSES + OTHER_SCHEDULES, ids=repr)
 def test_lambda_inverse_and_finiteness(process):
     t = torch.cat([torch.logspace(-9, 0, 400, dtype=torch.float64), torch.linspace(1e-3, 1, 400, dtype=torch.float64)])
     torch.testing.assert_close(process.t_of_lam(process.lam(t)), t, rtol=1e-10, atol=1e-10)

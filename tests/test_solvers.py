@@ -14,23 +14,42 @@ from bfnsolvers.schedules import get_times
 from bfnsolvers.solvers import SOLVERS, get_solver
 
 
-def gmm_problem():
-    process = ContinuousBFN(1e-3, x_range=None)
+def gmm_beta(t):
+    """A non-default continuous schedule as a user callable: beta(t) = exp(c t^1.5) - 1, beta(1) = 1e6 - 1."""
+    return torch.expm1(math.log(1e6) * t ** 1.5)
+
+
+def markov_beta(t):
+    """A non-default discrete schedule as a user callable, ChemBFN's form for K = 4, beta_1 = 2:
+    beta(t) = -(4/K) ln(1 - c t), c = 1 - e^(-K beta_1 / 4) (linear near t = 0, unlike beta_1 t^2)."""
+    return -torch.log1p(-(-math.expm1(-2.0)) * t)
+
+
+def gmm_problem(beta=None):
+    process = ContinuousBFN(1e-3, x_range=None) if beta is None else ContinuousBFN(beta=beta, x_range=None)
     means = torch.tensor([[0.5, 0.3], [-0.4, -0.2], [0.1, -0.6]], dtype=torch.float64)
     return GaussianMixtureOracle(process, means, 0.15), process
 
 
-def markov_problem():
-    process = DiscreteBFN(2.0, 4)
+def markov_problem(beta=None):
+    process = DiscreteBFN(2.0, 4) if beta is None else DiscreteBFN(beta=beta, num_classes=4)
     trans = torch.rand(4, 4, generator=torch.Generator().manual_seed(0)) + 0.2
     return MarkovChainOracle(process, torch.ones(4), trans, 5), process
+
+
+#: problem -> (oracle and process, state shape, start time). The "-callable" problems use a user
+#: callable schedule (autograd alpha, root-finder inverse); their start times give a log-SNR close to
+#: the default problems' (the callable discrete beta is linear near 0, so it starts at 1e-5, not 2e-3).
+PROBLEMS = {"gmm": (gmm_problem, (64, 2), 1e-6), "markov": (markov_problem, (16, 5, 4), 2e-3),
+            "gmm-callable": (lambda: gmm_problem(gmm_beta), (64, 2), 1e-6),
+            "markov-callable": (lambda: markov_problem(markov_beta), (16, 5, 4), 1e-5)}
 
 
 @functools.lru_cache(maxsize=None)
 def reference_problem(problem: str):
     """(oracle, process, z0, z_ref(1), t0): the start state and its dopri5 solution at t = 1 (rtol 1e-11)."""
-    oracle, process = gmm_problem() if problem == "gmm" else markov_problem()
-    shape, t0 = ((64, 2), 1e-6) if problem == "gmm" else ((16, 5, 4), 2e-3)
+    make, shape, t0 = PROBLEMS[problem]
+    oracle, process = make()
     z0 = process.prior_state(shape, t0, torch.Generator().manual_seed(1), torch.float64)
     ref = SOLVERS["reference"](Denoiser(oracle, process), z0, torch.tensor([t0, 1.0], dtype=torch.float64),
                                rtol=1e-11, atol=1e-11)
@@ -49,14 +68,17 @@ ODE_SOLVERS = [name for name, spec in SOLVERS.items() if spec.kind == "ode" and 
 
 
 @pytest.mark.parametrize("solver", ODE_SOLVERS)
-@pytest.mark.parametrize("problem", ["gmm", "markov"])
+@pytest.mark.parametrize("problem", list(PROBLEMS))
 def test_convergence_order(solver, problem):
     """Start at a low log-SNR (x0_hat nearly constant there), so the lower-order warm-up steps do not
-    limit the global order. Run with -s to see the measured slopes."""
+    limit the global order. Run with -s to see the measured slopes. On the "-callable" problems the
+    reference (dopri5 in t) and Euler use the autograd alpha through the SDE coefficients, and the grid
+    the root-finder inverse of lambda."""
     spec = get_solver(solver)
-    if problem == "gmm" and spec.data == ("discrete",):
+    gmm = problem.startswith("gmm")
+    if gmm and spec.data == ("discrete",):
         pytest.skip(f"{solver} is for discrete data")
-    if problem == "gmm" and solver == "euler":
+    if gmm and solver == "euler":
         pytest.skip("Euler in t is far from its asymptotic regime on this stiff problem (g^2/2s^2 ~ 1e6 near t = 1 "
                     "for sigma_1 = 1e-3): slope 1.6 over 256-2048 steps; its order is measured on the Markov oracle")
     # Euler needs more steps to be asymptotic; so does the discrete corrector, whose error constant is so

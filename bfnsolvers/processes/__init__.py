@@ -1,7 +1,9 @@
 """BFN noise processes as linear SDEs."""
+from .accuracy import AccuracySchedule, CallableSchedule, ChemBFNDiscrete, GravesContinuous, GravesDiscrete
 from .base import T_FLOOR, BFNProcess
 from .continuous import ContinuousBFN
 from .discrete import DiscreteBFN
 from .discretised import DiscretisedBFN
 
-__all__ = ["BFNProcess", "ContinuousBFN", "DiscretisedBFN", "DiscreteBFN", "T_FLOOR"]
+__all__ = ["AccuracySchedule", "CallableSchedule", "ChemBFNDiscrete", "GravesContinuous", "GravesDiscrete",
+           "BFNProcess", "ContinuousBFN", "DiscretisedBFN", "DiscreteBFN", "T_FLOOR"]

@@ -15,6 +15,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from ..rng import randn
+
 #: Times below this are treated as this value where a coefficient diverges at t = 0
 #: (lambda, the SDE drift). It keeps every coefficient finite on [0, 1].
 T_FLOOR = 1e-12
@@ -57,10 +59,10 @@ class BFNProcess(ABC):
     #: Variance factor of one sender sample: y ~ N(alpha x0, c alpha I) (1 continuous, K discrete).
     sender_var: float = 1.0
 
-    # --- accuracy schedule -------------------------------------------------
+    # --- accuracy schedule (``self.schedule``, processes/accuracy.py) --------
     @abstractmethod
     def beta(self, t: TimeLike) -> Tensor:
-        """Accuracy schedule beta(t) (BFN eq. 72 / 185)."""
+        """Accuracy schedule beta(t) (BFN eq. 72 / 185 by default)."""
 
     @abstractmethod
     def alpha(self, t: TimeLike) -> Tensor:
@@ -93,6 +95,16 @@ class BFNProcess(ABC):
     @abstractmethod
     def t_of_lam(self, lam: Tensor) -> Tensor:
         """Exact inverse of lam(t)."""
+
+    def check_lam(self, lam: Tensor | float) -> Tensor:
+        """lam as a tensor, checked to lie at or below lambda(1) (above it there is no BFN time)."""
+        lam = torch.as_tensor(lam)
+        lam = lam if lam.is_floating_point() else lam.double()
+        top = float(self.lam(torch.tensor(1.0, dtype=torch.float64)))
+        bad = torch.isnan(lam) | (lam.double() > top + 1e-9 * max(1.0, abs(top)))
+        if lam.numel() and bool(bad.any()):
+            raise ValueError(f"lam must be at most lambda(1) = {top:.6g} (t <= 1), got {lam[bad].flatten()[0].item()}")
+        return lam
 
     @abstractmethod
     def sde_f(self, t: TimeLike) -> Tensor:
@@ -128,7 +140,7 @@ class BFNProcess(ABC):
         exact only as t -> 0, where the state is the point mass of the prior.
         """
         t = as_time(t)
-        noise = torch.randn(shape, generator=generator, dtype=dtype, device=device)
+        noise = randn(shape, generator, dtype, device)
         z = self.s(t).to(dtype) * noise
         if mean is not None:
             z = z + self.a(t).to(dtype) * mean
@@ -182,9 +194,10 @@ class BFNProcess(ABC):
         return v.reshape(v.shape[0], -1).sum(-1)
 
     def loss_inf(self, model: Callable, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Continuous-time loss per sample, L_inf = E_t[alpha(t)/(2c) ||x0 - x0_hat||^2], t ~ U(0, 1).
+        """Continuous-time loss per sample, L_inf = E_t[alpha(t)/(2c) ||x0 - x0_hat||^2], t ~ U(0, 1),
+        with alpha = d beta/dt from the process's schedule.
 
-        Continuous: -ln(sigma_1) sigma_1^(-2t) ||x - x_hat||^2 (BFN eq. 101);
+        Graves schedules: continuous -ln(sigma_1) sigma_1^(-2t) ||x - x_hat||^2 (BFN eq. 101);
         discretised: the same with the mean of the bin distribution (eq. 131);
         discrete: K beta_1 t ||e_x - e_hat||^2 (eq. 205). One t per sample (Monte Carlo).
         """

@@ -1,46 +1,67 @@
 """Continuous data (BFN Sec. 4): Gaussian input distribution N(mu, 1/rho)."""
 from __future__ import annotations
 
-import math
+from typing import Callable
 
 import torch
 from torch import Tensor
 
 from ..distributions import Delta
-from .base import T_FLOOR, BFNProcess, TimeLike, as_time, check_unit_interval, expand_time
+from .accuracy import AccuracySchedule, GravesContinuous, schedule_from
+from .base import T_FLOOR, BFNProcess, TimeLike, as_time, expand_time
 
 
 class ContinuousBFN(BFNProcess):
-    """Continuous BFN with beta(t) = sigma_1^(-2t) - 1 (BFN eq. 72).
+    """Continuous BFN on an accuracy schedule beta(t), by default sigma_1^(-2t) - 1 (BFN eq. 72).
 
-    State z = mu, x0 = x, a(t) = gamma(t) = 1 - sigma_1^(2t), s(t)^2 = gamma (1 - gamma),
-    lambda(t) = ln(beta(t)) / 2.  Network outputs: ``"eps"`` (noise prediction,
-    BFN eq. 84) or ``"x"`` (data prediction); x_hat is clipped to ``x_range``.
+    State z = mu, x0 = x, a(t) = gamma(t) = beta / (1 + beta), s(t)^2 = gamma (1 - gamma) with
+    1 - gamma = 1 / (1 + beta) (= sigma_1^(2t) for the default schedule), lambda(t) = ln(beta(t)) / 2,
+    t(lambda) = t_of_beta(e^(2 lambda)). Give ``sigma_1`` (Graves) or ``beta=``: an
+    :class:`~bfnsolvers.processes.accuracy.AccuracySchedule` or a callable t -> beta(t).
+    Network outputs: ``"eps"`` (noise prediction, BFN eq. 84) or ``"x"`` (data prediction);
+    x_hat is clipped to ``x_range``.
     """
 
     default_output_type = "eps"
     sender_var = 1.0
 
-    def __init__(self, sigma_1: float, x_range: tuple[float, float] | None = (-1.0, 1.0), t_min: float = 1e-6):
-        self.sigma_1 = check_unit_interval(sigma_1, "sigma_1")
-        self.log_sigma_1 = math.log(self.sigma_1)
+    def __init__(self, sigma_1: float | None = None, x_range: tuple[float, float] | None = (-1.0, 1.0),
+                 t_min: float = 1e-6, *, beta: AccuracySchedule | Callable[[Tensor], Tensor] | None = None):
+        self.schedule = schedule_from(sigma_1, beta, "sigma_1", GravesContinuous)
         if x_range is not None and not (len(x_range) == 2 and x_range[0] < x_range[1]):
             raise ValueError(f"x_range must be None or (low, high) with low < high, got {x_range!r}")
-        self.x_range, self.t_min = x_range, t_min
+        if not (isinstance(t_min, (int, float)) and 0 <= t_min < 1):
+            raise ValueError(f"t_min must be a number in [0, 1), got {t_min!r}")
+        self.x_range, self.t_min = x_range, float(t_min)
+
+    @property
+    def sigma_1(self) -> float:
+        """sigma_1 of the Graves schedule (absent for other schedules: see ``schedule``)."""
+        if not isinstance(self.schedule, GravesContinuous):
+            raise AttributeError(f"sigma_1: this process's accuracy schedule is {self.schedule!r}, not sigma_1^(-2t) - 1")
+        return self.schedule.sigma_1
+
+    @property
+    def log_sigma_1(self) -> float:
+        if not isinstance(self.schedule, GravesContinuous):
+            raise AttributeError(f"log_sigma_1: this process's accuracy schedule is {self.schedule!r}, not sigma_1^(-2t) - 1")
+        return self.schedule.log_sigma_1
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(sigma_1={self.sigma_1:g})"
+        if isinstance(self.schedule, GravesContinuous):
+            return f"{type(self).__name__}(sigma_1={self.sigma_1:g})"
+        return f"{type(self).__name__}(beta={self.schedule!r})"
 
     # schedule
     def beta(self, t: TimeLike) -> Tensor:
-        return torch.expm1(-2 * self.log_sigma_1 * as_time(t))
+        return self.schedule.beta(as_time(t))
 
     def alpha(self, t: TimeLike) -> Tensor:
-        return -2 * self.log_sigma_1 * torch.exp(-2 * self.log_sigma_1 * as_time(t))
+        return self.schedule.alpha(as_time(t))
 
     def gamma(self, t: TimeLike) -> Tensor:
-        """gamma(t) = beta / (1 + beta) = 1 - sigma_1^(2t) (BFN eq. 79)."""
-        return -torch.expm1(2 * self.log_sigma_1 * as_time(t))
+        """gamma(t) = beta / (1 + beta) (= 1 - sigma_1^(2t), BFN eq. 79)."""
+        return self.schedule.gamma(as_time(t))
 
     # linear SDE
     def a(self, t: TimeLike) -> Tensor:
@@ -48,21 +69,22 @@ class ContinuousBFN(BFNProcess):
 
     def s(self, t: TimeLike) -> Tensor:
         t = as_time(t)
-        return (self.gamma(t) * torch.exp(2 * self.log_sigma_1 * t)).sqrt()
+        return (self.schedule.gamma(t) * self.schedule.one_minus_gamma(t)).sqrt()
 
     def lam(self, t: TimeLike) -> Tensor:
-        return 0.5 * torch.log(self.beta(as_time(t).clamp_min(T_FLOOR)))
+        return 0.5 * self.schedule.log_beta(as_time(t).clamp_min(T_FLOOR))
 
     def t_of_lam(self, lam: Tensor) -> Tensor:
-        return torch.nn.functional.softplus(2 * lam) / (-2 * self.log_sigma_1)
+        return self.schedule.t_of_log_beta(2 * self.check_lam(lam))
 
     def sde_f(self, t: TimeLike) -> Tensor:
+        """f = d ln a / ds = -(d gamma / dt) / gamma."""
         t = as_time(t).clamp_min(T_FLOOR)
-        return 2 * self.log_sigma_1 * torch.exp(2 * self.log_sigma_1 * t) / self.gamma(t)
+        return -self.schedule.gamma_rate(t) / self.schedule.gamma(t)
 
     def sde_g2(self, t: TimeLike) -> Tensor:
-        """g^2 = d gamma / dt = -2 ln(sigma_1) sigma_1^(2t)."""
-        return -2 * self.log_sigma_1 * torch.exp(2 * self.log_sigma_1 * as_time(t))
+        """g^2 = d gamma / dt = alpha / (1 + beta)^2 (= -2 ln(sigma_1) sigma_1^(2t))."""
+        return self.schedule.gamma_rate(as_time(t))
 
     # Bayesian updates (BFN eqs. 49-50): natural parameter rho mu with rho = 1 + beta(t)
     def natural(self, z: Tensor, t: TimeLike) -> Tensor:
@@ -92,11 +114,12 @@ class ContinuousBFN(BFNProcess):
         return x if self.x_range is None else x.clamp(*self.x_range)
 
     def noise_ratio(self, t: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-        """gamma(t) and sqrt((1 - gamma)/gamma) = s/a, with 1 - gamma = sigma_1^(2t) computed directly
-        (1 - gamma in float32 loses ~6% of its value at t = 1 for sigma_1 = 1e-3); t floored at t_min."""
+        """gamma(t) and sqrt((1 - gamma)/gamma) = s/a, with 1 - gamma = 1/(1 + beta) (sigma_1^(2t), the
+        official min_variance^t, for the default schedule) computed directly, not as 1 - gamma (which in
+        float32 loses ~6% of its value at t = 1 for sigma_1 = 1e-3); t floored at t_min."""
         t = t.clamp_min(self.t_min)
-        one_minus = torch.exp(2 * self.log_sigma_1 * t)
-        gamma = -torch.expm1(2 * self.log_sigma_1 * t)
+        one_minus = self.schedule.one_minus_gamma(t)
+        gamma = self.schedule.gamma(t)
         return gamma.to(dtype), (one_minus / gamma).sqrt().to(dtype)
 
     def _eps_to_x(self, z: Tensor, eps: Tensor, t: TimeLike) -> Tensor:

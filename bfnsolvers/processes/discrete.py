@@ -2,42 +2,71 @@
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..distributions import Categorical, softmax_last
+from .accuracy import AccuracySchedule, GravesDiscrete, schedule_from
 from .base import T_FLOOR, BFNProcess, TimeLike, as_time, expand_time
 
 
 class DiscreteBFN(BFNProcess):
-    """Discrete BFN with beta(t) = beta_1 t^2 (BFN eq. 185) over K classes.
+    """Discrete BFN over K classes on an accuracy schedule beta(t), by default beta_1 t^2 (BFN eq. 185).
 
     State z = y (the sum of all sender samples, theta = softmax(y)), x0 = K e_x - 1,
-    a(t) = beta(t), s(t)^2 = K beta(t), lambda(t) = ln(sqrt(beta_1) t / sqrt(K)).
+    a(t) = beta(t), s(t)^2 = K beta(t), lambda(t) = ln(beta(t) / K) / 2 (= ln(sqrt(beta_1) t / sqrt(K))).
+    Give ``beta_1`` (Graves) or ``beta=``: an :class:`~bfnsolvers.processes.accuracy.AccuracySchedule`
+    (e.g. ``ChemBFNDiscrete(beta_1, K)``) or a callable t -> beta(t).
+
+    Natural time: with beta_ref = beta(1) and u(t) = sqrt(beta(t) / beta_ref), beta = beta_ref u^2, so
+    z_t = beta_ref u^2 x0 + sqrt(K beta_ref) u eps is exactly the beta_ref t^2 process at time u (the
+    network still sees t). The discrete solvers work in u; for beta_1 t^2, u = t.
     Network outputs: ``"logits"`` or ``"probs"``; x0_hat = K softmax(logits) - 1.
     """
 
     default_output_type = "logits"
 
-    def __init__(self, beta_1: float, num_classes: int):
-        if not (isinstance(beta_1, (int, float)) and beta_1 > 0 and math.isfinite(beta_1)):
-            raise ValueError(f"beta_1 must be a positive number, got {beta_1!r}")
+    def __init__(self, beta_1: float | None = None, num_classes: int | None = None, *,
+                 beta: AccuracySchedule | Callable[[Tensor], Tensor] | None = None):
         if not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
-        self.beta_1, self.num_classes = float(beta_1), num_classes
+        self.schedule = schedule_from(beta_1, beta, "beta_1", GravesDiscrete)
+        own_k = getattr(self.schedule, "num_classes", num_classes)
+        if own_k != num_classes:
+            raise ValueError(f"beta: the schedule {self.schedule!r} is for num_classes={own_k}, got num_classes={num_classes}")
+        self.num_classes = num_classes
         self.sender_var = float(num_classes)
-        self._lam_shift = 0.5 * math.log(self.beta_1 / num_classes)
+        self.beta_ref = self.schedule.beta_1
+        self._half_log_k = 0.5 * math.log(num_classes)
+
+    @property
+    def beta_1(self) -> float:
+        """beta_1 of the Graves schedule beta_1 t^2 (absent for other schedules: see ``schedule``, ``beta_ref``)."""
+        if not isinstance(self.schedule, GravesDiscrete):
+            raise AttributeError(f"beta_1: this process's accuracy schedule is {self.schedule!r}, not beta_1 t^2")
+        return self.schedule.beta_1
 
     def __repr__(self) -> str:
-        return f"DiscreteBFN(beta_1={self.beta_1:g}, num_classes={self.num_classes})"
+        if isinstance(self.schedule, GravesDiscrete):
+            return f"DiscreteBFN(beta_1={self.beta_1:g}, num_classes={self.num_classes})"
+        return f"DiscreteBFN(beta={self.schedule!r}, num_classes={self.num_classes})"
 
     def beta(self, t: TimeLike) -> Tensor:
-        return self.beta_1 * as_time(t) ** 2
+        return self.schedule.beta(as_time(t))
 
     def alpha(self, t: TimeLike) -> Tensor:
-        return 2 * self.beta_1 * as_time(t)
+        return self.schedule.alpha(as_time(t))
+
+    def natural_time(self, t: TimeLike) -> Tensor:
+        """u(t) = sqrt(beta(t) / beta_ref), beta_ref = beta(1): the time of the equivalent beta_ref u^2 process."""
+        return self.schedule.natural_time(as_time(t))
+
+    def t_of_natural_time(self, u: Tensor) -> Tensor:
+        """Inverse of ``natural_time``: t = t_of_beta(beta_ref u^2)."""
+        return self.schedule.t_of_natural_time(u)
 
     def a(self, t: TimeLike) -> Tensor:
         return self.beta(t)
@@ -46,17 +75,17 @@ class DiscreteBFN(BFNProcess):
         return (self.num_classes * self.beta(t)).sqrt()
 
     def lam(self, t: TimeLike) -> Tensor:
-        return torch.log(as_time(t).clamp_min(T_FLOOR)) + self._lam_shift
+        return 0.5 * self.schedule.log_beta(as_time(t).clamp_min(T_FLOOR)) - self._half_log_k
 
     def t_of_lam(self, lam: Tensor) -> Tensor:
-        return torch.exp(lam - self._lam_shift)
+        return self.schedule.t_of_log_beta(2 * (self.check_lam(lam) + self._half_log_k))
 
     def sde_f(self, t: TimeLike) -> Tensor:
-        """f = d ln beta / ds = -2/t."""
-        return -2 / as_time(t).clamp_min(T_FLOOR)
+        """f = d ln beta / ds = -alpha / beta (= -2/t for beta_1 t^2)."""
+        return -self.schedule.log_beta_rate(as_time(t).clamp_min(T_FLOOR))
 
     def sde_g2(self, t: TimeLike) -> Tensor:
-        """g^2 = K d beta / dt = 2 K beta_1 t."""
+        """g^2 = K d beta / dt = K alpha (= 2 K beta_1 t)."""
         return self.num_classes * self.alpha(t)
 
     def natural(self, z: Tensor, t: TimeLike) -> Tensor:

@@ -1,10 +1,13 @@
 """Discretised data (BFN Sec. 5): K bins on [-1, 1], the same flow as continuous data."""
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import Tensor
 
 from ..distributions import BinDistribution, DiscretisedGaussian, bin_centres
+from .accuracy import AccuracySchedule, GravesContinuous
 from .base import TimeLike, as_time, expand_time
 from .continuous import ContinuousBFN
 
@@ -12,20 +15,25 @@ from .continuous import ContinuousBFN
 class DiscretisedBFN(ContinuousBFN):
     """Discretised BFN: the continuous flow with a discretised-Gaussian output (BFN eqs. 104-108).
 
+    The schedule is ``sigma_1`` (Graves) or ``beta=`` as for :class:`ContinuousBFN`.
+
     Network outputs: ``"eps_gaussian"`` (..., 2) = (mu_eps, ln sigma_eps), or
     ``"bin_probs"`` (..., K) (e.g. an exact oracle). x0_hat is the bin mean.
     """
 
     default_output_type = "eps_gaussian"
 
-    def __init__(self, sigma_1: float, num_bins: int, t_min: float = 1e-6):
-        super().__init__(sigma_1, x_range=(-1.0, 1.0), t_min=t_min)
+    def __init__(self, sigma_1: float | None = None, num_bins: int | None = None, t_min: float = 1e-6, *,
+                 beta: AccuracySchedule | Callable[[Tensor], Tensor] | None = None):
+        super().__init__(sigma_1, x_range=(-1.0, 1.0), t_min=t_min, beta=beta)
         if not isinstance(num_bins, int) or num_bins < 2:
             raise ValueError(f"num_bins must be an integer >= 2, got {num_bins!r}")
         self.num_bins = num_bins
 
     def __repr__(self) -> str:
-        return f"DiscretisedBFN(sigma_1={self.sigma_1:g}, num_bins={self.num_bins})"
+        if isinstance(self.schedule, GravesContinuous):
+            return f"DiscretisedBFN(sigma_1={self.sigma_1:g}, num_bins={self.num_bins})"
+        return f"DiscretisedBFN(beta={self.schedule!r}, num_bins={self.num_bins})"
 
     def centres(self, dtype: torch.dtype = torch.float32, device=None) -> Tensor:
         return bin_centres(self.num_bins, dtype, device)

@@ -26,6 +26,8 @@ class SolverSpec:
     data: tuple[str, ...] = ALL_DATA
     nfe_per_step: int = 1
     options: dict = field(default_factory=dict)
+    #: Can start at t = 0, where s(0) = 0 and the state is the prior's point mass (the original sampler).
+    from_prior: bool = False
 
     @property
     def stochastic(self) -> bool:
@@ -38,7 +40,8 @@ class SolverSpec:
 def _specs() -> list[SolverSpec]:
     ode, sde = "ode", "sde"
     return [
-        SolverSpec("bfn", bfn_sampler, 1, sde, "original BFN sampler (Graves et al.): sample x ~ p_O, Bayesian update"),
+        SolverSpec("bfn", bfn_sampler, 1, sde, "original BFN sampler (Graves et al.): sample x ~ p_O, Bayesian update",
+                   from_prior=True),
         SolverSpec("euler", euler, 1, ode, "Euler on the probability-flow ODE"),
         SolverSpec("euler-maruyama", euler_maruyama, 1, sde, "Euler-Maruyama on the reverse SDE"),
         SolverSpec("bfn-solver1", partial(bfn_solver, order=1), 1, ode, "noise prediction, first order"),
@@ -75,6 +78,31 @@ def _specs() -> list[SolverSpec]:
 SOLVERS: dict[str, SolverSpec] = {spec.name: spec for spec in _specs()}
 
 
+def register_solver(name: str, fn: Callable, order: int, kind: Literal["ode", "sde"], description: str, *,
+                    data: tuple[str, ...] = ALL_DATA, nfe_per_step: int = 1, from_prior: bool = False,
+                    overwrite: bool = False) -> SolverSpec:
+    """Add a solver ``fn(model, z, ts, *, callback=None, **options) -> z`` (integrating ts[0] -> ts[-1] with
+    the Denoiser ``model``; SDE solvers also take ``generator`` / ``noise_sampler``) so that ``sample()``
+    and the sweeps run it by name."""
+    if not isinstance(name, str) or not name or name != name.strip():
+        raise ValueError(f"name must be a non-empty string without surrounding spaces, got {name!r}")
+    if name in SOLVERS and not overwrite:
+        raise ValueError(f"name: a solver {name!r} is already registered (pass overwrite=True to replace it)")
+    if not callable(fn):
+        raise ValueError(f"fn must be callable as fn(model, z, ts, **options), got {type(fn).__name__}")
+    if kind not in ("ode", "sde"):
+        raise ValueError(f"kind must be 'ode' or 'sde', got {kind!r}")
+    if not isinstance(order, int) or order < 1:
+        raise ValueError(f"order must be a positive integer, got {order!r}")
+    if not data or any(d not in ALL_DATA for d in data):
+        raise ValueError(f"data must be a non-empty subset of {ALL_DATA}, got {data!r}")
+    if not isinstance(nfe_per_step, int) or nfe_per_step < 1:
+        raise ValueError(f"nfe_per_step must be a positive integer, got {nfe_per_step!r}")
+    spec = SolverSpec(name, fn, order, kind, description, tuple(data), nfe_per_step, from_prior=from_prior)
+    SOLVERS[name] = spec
+    return spec
+
+
 def get_solver(name: str) -> SolverSpec:
     """The registered solver called ``name``; an unknown name lists the valid ones."""
     try:
@@ -83,6 +111,6 @@ def get_solver(name: str) -> SolverSpec:
         raise ValueError(f"solver must be one of {sorted(SOLVERS)}, got {name!r}") from None
 
 
-__all__ = ["SOLVERS", "SolverSpec", "get_solver", "bfn_sampler", "bfn_solver", "bfn_solver_pp", "euler",
+__all__ = ["SOLVERS", "SolverSpec", "get_solver", "register_solver", "bfn_sampler", "bfn_solver", "bfn_solver_pp", "euler",
            "euler_maruyama", "sde_bfn_solver", "sde_bfn_solver_pp", "bfn_solver2_s", "sde_bfn_solver2_s",
            "bfn_solver2_midpoint", "adams_t", "reference_ode"]

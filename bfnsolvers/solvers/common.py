@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 from ..processes import BFNProcess
+from ..rng import RandomSource, randn
 
 NoiseSampler = Callable[[Tensor], Tensor]
 Callback = Callable[[dict], None]
@@ -18,9 +19,9 @@ def grid(process: BFNProcess, ts: Tensor) -> tuple[list[float], list[float], lis
     return process.a(ts).tolist(), process.s(ts).tolist(), process.lam(ts).tolist()
 
 
-def default_noise(generator: torch.Generator | None) -> NoiseSampler:
-    """Standard normal noise shaped like the state, from the caller's generator."""
-    return lambda z: torch.randn(z.shape, generator=generator, dtype=z.dtype, device=z.device)
+def default_noise(generator: RandomSource) -> NoiseSampler:
+    """Standard normal noise shaped like the state, from the caller's generator (or one per sample)."""
+    return lambda z: randn(z.shape, generator, z.dtype, z.device)
 
 
 def report(callback: Callback | None, i: int, t: float, z: Tensor, x0: Tensor | None) -> None:
