@@ -6,7 +6,9 @@ import math
 import torch
 from torch import Tensor
 
-from .rng import rand
+import kernels
+
+from .rng import PerSample, RandomSource, rand
 
 
 def bin_centres(num_bins: int, dtype: torch.dtype = torch.float32, device=None) -> Tensor:
@@ -18,6 +20,15 @@ def bin_centres(num_bins: int, dtype: torch.dtype = torch.float32, device=None) 
 def bin_index(x: Tensor, num_bins: int) -> Tensor:
     """Index (0-based) of the bin of [-1, 1] containing x; values outside go to the end bins."""
     return ((x + 1) * (num_bins / 2)).floor().clamp(0, num_bins - 1).long()
+
+
+def softmax_last(logits: Tensor) -> Tensor:
+    """softmax over the last dimension; for K = 2 as sigmoid(+-(l_1 - l_0)), the same function
+    (exp(l_1) / (exp(l_0) + exp(l_1)) = 1 / (1 + exp(l_0 - l_1))) at a fraction of the cost."""
+    if logits.shape[-1] == 2:
+        d = logits[..., 1:] - logits[..., :1]
+        return torch.sigmoid(torch.cat([-d, d], -1))
+    return torch.softmax(logits, -1)
 
 
 def _categorical_sample(probs: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -75,12 +86,18 @@ class BinDistribution:
 class DiscretisedGaussian(BinDistribution):
     """N(mu, sigma^2) discretised onto K bins of [-1, 1], the end bins absorbing the tails (BFN eq. 108).
 
-    The mean is computed without the (..., K) tensor:
-    sum_k p_k k_c = k_1 + (2/K) sum_{j=1}^{K-1} P(X > e_j) with edges e_j = -1 + 2j/K.
+    Bin k has mass p_k = F(e_k) - F(e_{k-1}), F the Gaussian CDF at the edges e_j = -1 + 2j/K,
+    F(e_0) = 0, F(e_K) = 1. mean, mode and sample never build the (..., K) tensor
+    (``kernels.discretised_gaussian``: the fused Triton kernel on CUDA, a chunked torch path elsewhere):
+    mean = sum_k p_k k_c = -(1/K) sum_{j=1}^{K-1} erf((e_j - mu) / (sqrt2 sigma)); mode = the bin of
+    largest mass; sample = the bin #{j: F(e_j) <= u}, u ~ U[0, 1). Only ``probs`` (asked explicitly,
+    e.g. by losses) builds it; ``log_prob`` reads two CDF values per element.
     """
 
     def __init__(self, mu: Tensor, sigma: Tensor, num_bins: int):
         self.mu, self.sigma, self.num_bins = mu, sigma, num_bins
+        self._mean: Tensor | None = None
+        self._mode: Tensor | None = None
 
     def _cdf_at_edges(self) -> Tensor:
         K = self.num_bins
@@ -89,21 +106,47 @@ class DiscretisedGaussian(BinDistribution):
 
     @property
     def probs(self) -> Tensor:
+        """The (..., K) bin masses (materialised: for losses and metrics, not the sampling path)."""
         cdf = self._cdf_at_edges()
         zeros, ones = torch.zeros_like(cdf[..., :1]), torch.ones_like(cdf[..., :1])
         return torch.diff(torch.cat([zeros, cdf, ones], -1), dim=-1)
 
     @property
-    def mean(self) -> Tensor:
-        K = self.num_bins
-        return (1 / K - 1) + (2 / K) * (1 - self._cdf_at_edges()).sum(-1)
+    def centres(self) -> Tensor:
+        return bin_centres(self.num_bins, self.mu.dtype, self.mu.device)
 
-    def sample(self, generator: torch.Generator | None = None) -> Tensor:
-        """Inverse CDF per element: the bin containing mu + sigma Phi^-1(u)."""
-        u = rand(self.mu.shape, generator, self.mu.dtype, self.mu.device)
-        u = u.clamp(1e-7, 1 - 1e-7)
-        x = self.mu + self.sigma * math.sqrt(2) * torch.erfinv(2 * u - 1)
-        return self.centres[bin_index(x, self.num_bins)]
+    @property
+    def mean(self) -> Tensor:
+        """sum_k p_k k_c (computed once per distribution)."""
+        if self._mean is None:
+            self._mean = kernels.discretised_gaussian(self.mu, self.sigma, self.num_bins).mean
+        return self._mean
+
+    @property
+    def mode(self) -> Tensor:
+        """Centre of the most probable bin (computed once per distribution)."""
+        if self._mode is None:
+            self._mode = kernels.discretised_gaussian(self.mu, self.sigma, self.num_bins, mean=False, mode=True).mode
+        return self._mode
+
+    def sample(self, generator: RandomSource = None) -> Tensor:
+        """Centre of a bin drawn by inverse CDF with one uniform per element (``bfnsolvers.rng.rand``,
+        per-sample generators included; the fused Triton kernel draws Philox uniforms seeded from a
+        single generator instead)."""
+        philox = not isinstance(generator, PerSample) and kernels.resolve_backend(self.mu) == "triton"
+        u = None if philox else rand(self.mu.shape, generator, self.mu.dtype, self.mu.device)
+        return kernels.discretised_gaussian(self.mu, self.sigma, self.num_bins, mean=False, sample=True, u=u,
+                                            generator=generator if philox else None).sample
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """ln p(bin of x) = ln(F(e_k) - F(e_{k-1})), F(e_0) = 0, F(e_K) = 1, clamped at 1e-12."""
+        K = self.num_bins
+        k = bin_index(x, K).to(self.mu.dtype) + 1  # 1-based bin: edges e_{k-1}, e_k
+        edge = lambda j: -1 + 2 * j / K  # noqa: E731
+        cdf = lambda j: 0.5 * (1 + torch.erf((edge(j) - self.mu) / (self.sigma * math.sqrt(2))))  # noqa: E731
+        upper = torch.where(k >= K, torch.ones_like(self.mu), cdf(k))
+        lower = torch.where(k <= 1, torch.zeros_like(self.mu), cdf(k - 1))
+        return (upper - lower).clamp_min(1e-12).log()
 
 
 class Categorical:
@@ -114,7 +157,8 @@ class Categorical:
 
     @property
     def probs(self) -> Tensor:
-        return torch.softmax(self.logits, -1)
+        """softmax(logits) (a sigmoid of the logit difference for K = 2)."""
+        return softmax_last(self.logits)
 
     @property
     def mean(self) -> Tensor:

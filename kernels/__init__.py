@@ -7,6 +7,8 @@ Public functions (see `kernels.dispatch` for backend selection and random number
 - `continuous_update(mu, eps_hat, gamma, rho, alpha)` -> mu': Bayesian update with eps -> x.
 - `continuous_solver_step(mu, eps_hat, gamma, c_z, c_x, c_p=, x0_prev=, c_n=, z=)` -> (mu', x0).
 - `discretised_output(mu_eps, ln_sigma_eps, mu, gamma, num_bins)` -> (mean, sample, mode).
+- `discretised_gaussian(mu_x, sigma_x, num_bins, mean=, sample=, mode=)` -> (mean, sample, mode):
+  the same from the Gaussian's parameters (what `DiscretisedGaussian` calls), no (..., K) tensor.
 
 Every function takes optional pre-drawn noise (z, gumbel, u) so that both backends give
 the same result; otherwise torch uses `generator` and Triton uses Philox(`seed`, `offset`).
@@ -20,6 +22,7 @@ from .dispatch import (
     continuous_update,
     discrete_bfn_step,
     discrete_solver_step,
+    discretised_gaussian,
     discretised_output,
     requested_backend,
     resolve_backend,
@@ -35,6 +38,7 @@ __all__ = [
     "continuous_update",
     "discrete_bfn_step",
     "discrete_solver_step",
+    "discretised_gaussian",
     "discretised_output",
     "requested_backend",
     "resolve_backend",

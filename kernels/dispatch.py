@@ -6,7 +6,9 @@ Backend choice (first that applies):
   3. "auto": Triton for CUDA tensors when triton is installed, torch otherwise.
 "triton" on CPU tensors runs only under the Triton interpreter (TRITON_INTERPRET=1 set
 before triton is first imported). float64 inputs always use torch (the kernels compute
-in float32); so does K > 16384 for the row kernels.
+in float32); so does K > 16384 for the row kernels. `discretised_gaussian` is what the discretised
+output distribution (`bfnsolvers.distributions.DiscretisedGaussian`) calls for its mean, mode and
+sample, so every solver and the original sampler take this choice on discretised data.
 
 Random numbers: pass pre-drawn noise (``z``, ``gumbel``, ``u``) to get identical
 results from both backends. Otherwise torch draws from ``generator`` (or the global
@@ -374,3 +376,51 @@ def discretised_output(
     if want_sample and u is None:
         u = _rand(mu, generator)
     return ref.discretised_output_chunked(mu_eps, ln_sigma_eps, mu, gamma, K, u, mode, zero)
+
+
+# ----------------------------------------------------------------------------------------
+# 6. discretised Gaussian from its parameters (the output distribution's mean / sample / mode)
+# ----------------------------------------------------------------------------------------
+def discretised_gaussian(
+    mu_x: torch.Tensor,
+    sigma_x: torch.Tensor,
+    num_bins: int,
+    *,
+    mean: bool = True,
+    sample: bool = False,
+    mode: bool = False,
+    u: Optional[torch.Tensor] = None,
+    generator: Optional[torch.Generator] = None,
+    seed: Optional[int] = None,
+    offset: int = 0,
+    backend: Optional[str] = None,
+) -> DiscretisedOut:
+    """N(mu_x, sigma_x^2) discretised onto K bins of [-1, 1], the end bins absorbing the tails
+    (BFN eq. 108), without the (..., K) tensor. sigma_x must be > 0 (the process clamps it).
+
+    mean = sum_k p_k k_c = -(1/K) sum_{j=1}^{K-1} erf((e_j - mu_x) / (sqrt2 sigma_x)), e_j = -1 + 2j/K;
+    sample (if `sample` or `u` given) = centre of bin #{j: F(e_j) <= u}, u ~ U[0, 1) (inverse CDF);
+    mode = centre of argmax_k p_k. Fields not asked for are None. Torch draws u from `generator`
+    as ``torch.rand(mu_x.shape)`` (one uniform per element); Triton from Philox(`seed`, `offset`).
+    The mean is differentiable in mu_x and sigma_x (torch path when a gradient is needed).
+    """
+    check_tensor("mu_x", mu_x)
+    check_like("sigma_x", sigma_x, "mu_x", mu_x)
+    check_like("u", u, "mu_x", mu_x)
+    K = check_num_bins(num_bins)
+    want_sample = sample or u is not None
+    if mu_x.numel() == 0:
+        e = torch.empty_like(mu_x)
+        return DiscretisedOut(e if mean else None, e.clone() if want_sample else None, e.clone() if mode else None)
+    # the Triton kernel has no backward: a mean that needs a gradient (training) takes the torch path
+    needs_grad = mean and torch.is_grad_enabled() and (mu_x.requires_grad or sigma_x.requires_grad)
+    if not needs_grad and resolve_backend(mu_x, backend) == "triton":
+        with _on(mu_x):
+            out = _tk().discretised_gaussian(
+                mu_x.contiguous(), sigma_x.contiguous(), K, _c(u), mean, want_sample, mode,
+                _seed(seed, generator) if want_sample and u is None else 0, _offset(offset),
+            )
+        return DiscretisedOut(*out)
+    if want_sample and u is None:
+        u = _rand(mu_x, generator)
+    return ref.discretised_gaussian_chunked(mu_x, sigma_x, K, u, mean, mode)

@@ -3,7 +3,8 @@
 Each ``*_ref`` function is deterministic given its pre-drawn noise and computes in
 float32 (float64 for float64 inputs), casting results back to the state's dtype.
 They are the ground truth the Triton kernels are tested against.
-``discretised_output_chunked`` is the low-memory torch path used by dispatch on CPU.
+``discretised_output_chunked`` and ``discretised_gaussian_chunked`` are the low-memory torch
+paths used by dispatch off CUDA.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ SIGMA_X_MAX = 10.0
 class DiscretisedOut(NamedTuple):
     """Outputs of the discretised output distribution (values are bin centres)."""
 
-    mean: torch.Tensor
+    mean: Optional[torch.Tensor]  # None only from `discretised_gaussian(mean=False)`
     sample: Optional[torch.Tensor]
     mode: Optional[torch.Tensor]
 
@@ -263,4 +264,176 @@ def discretised_output_chunked(
     mean = mean.view(mu.shape).to(mu.dtype)
     sample = discretised_sample_fast(mu_x, sigma_x, u, K).to(mu.dtype) if u is not None else None
     mode = discretised_mode_fast(mu_x, sigma_x, K).to(mu.dtype) if want_mode else None
+    return DiscretisedOut(mean, sample, mode)
+
+
+# ----------------------------------------------------------------------------------------
+# discretised Gaussian from its parameters (mu_x, sigma_x): the output distribution's hot path
+# ----------------------------------------------------------------------------------------
+#: |z| from which erf(z) rounds to exactly +-1, with margin: float32 erf is +-1 from |z| ~ 3.92,
+#: float64 erf from |z| ~ 5.93 (checked for torch by tests/test_kernels.py::test_erf_saturation).
+ERF_SATURATION = {torch.float32: 4.5, torch.float64: 6.5}
+SQRT2 = math.sqrt(2.0)
+
+
+def edge_cdf(j: torch.Tensor, mu_x: torch.Tensor, w: torch.Tensor, K: int) -> torch.Tensor:
+    """F(e_j) = (1 + erf((e_j - mu_x) w)) / 2 at edge e_j = j (2/K) - 1 (j float), w = 1/(sqrt2 sigma_x)."""
+    return 0.5 * (1.0 + torch.erf((j * (2.0 / K) - 1.0 - mu_x) * w))
+
+
+def discretised_gaussian_ref(
+    mu_x: torch.Tensor, sigma_x: torch.Tensor, K: int, u: Optional[torch.Tensor] = None, want_mode: bool = False
+) -> DiscretisedOut:
+    """Materialising reference (builds (..., K)): p_k = F(e_k) - F(e_{k-1}) with F(e_0) = 0,
+    F(e_K) = 1; mean = sum_k p_k k_c; sample = centre of bin #{j in 1..K-1: F(e_j) <= u};
+    mode = centre of argmax_k p_k (first on ties). Computes in float32 (float64 for float64)."""
+    cd = compute_dtype(mu_x.dtype)
+    m, w = mu_x.to(cd), 1.0 / (SQRT2 * sigma_x.to(cd))
+    j = torch.arange(1, K, dtype=cd, device=mu_x.device)
+    cdf = edge_cdf(j, m.unsqueeze(-1), w.unsqueeze(-1), K)
+    full = torch.cat([torch.zeros_like(cdf[..., :1]), cdf, torch.ones_like(cdf[..., :1])], dim=-1)
+    p = full[..., 1:] - full[..., :-1]
+    c = bin_centres(K, cd, mu_x.device)
+    mean = (p * c).sum(-1).to(mu_x.dtype)
+    sample = None if u is None else c[(cdf <= u.to(cd).unsqueeze(-1)).sum(-1)].to(mu_x.dtype)
+    mode = c[p.argmax(-1)].to(mu_x.dtype) if want_mode else None
+    return DiscretisedOut(mean, sample, mode)
+
+
+def _edge_windows(m: torch.Tensor, s: torch.Tensor, K: int, max_chunk_elems: int):
+    """Yield (rows, lo, W, arg) over flat (mu_x, sigma_x): arg[i, c] = (e_{lo_i + c} - mu_x) / (sqrt2 sigma_x),
+    c < W, for the window of W edges around mu_x outside which erf is saturated (|arg| >= ERF_SATURATION);
+    rows = the flat indices of the chunk (a slice or an index tensor). Elements are grouped by window
+    width (powers of two) and chunked to at most `max_chunk_elems` arguments; `arg` is a reused buffer."""
+    cd = m.dtype
+    step = 2.0 / K
+    w = (s * SQRT2).reciprocal_()
+    half = s * (ERF_SATURATION[cd] * SQRT2)
+    jlo = torch.sub(m, half).add_(1.0).div_(step).floor_().clamp_(1.0, K - 1.0)
+    width = half.add_(m).add_(1.0).div_(step).ceil_().clamp_(1.0, K - 1.0).sub_(jlo).add_(1.0)
+    level = torch.nan_to_num_(width, nan=K - 1.0).log2_().ceil_()  # window of 2^level edges (capped at K-1)
+    levels = torch.unique(level).tolist() if m.numel() > 1 else level.tolist()
+    for lev in levels:
+        W = min(1 << int(lev), K - 1)
+        sel = None if len(levels) == 1 else torch.nonzero(level == lev).squeeze(1)
+        ms, ws, lo = (m, w, jlo) if sel is None else (m[sel], w[sel], jlo[sel])
+        lo = lo.clamp(max=float(K - W))  # the window [lo, lo + W - 1] lies inside [1, K - 1]
+        offs = torch.arange(W, dtype=cd, device=m.device)
+        # argument at edge lo + c: (e_lo - mu_x) w + c (2/K) w; both terms are of the window's size in
+        # erf units, so no large intermediate loses digits; one fused pass builds it
+        a0 = torch.mul(lo, step).sub_(1.0).sub_(ms).mul_(ws).unsqueeze(1)
+        a1 = ws.mul(step).unsqueeze(1)
+        chunk = max(1, max_chunk_elems // W)
+        buf = torch.empty((min(chunk, ms.numel()), W), dtype=cd, device=m.device)
+        for a in range(0, ms.numel(), chunk):
+            b = min(a + chunk, ms.numel())
+            rows = slice(a, b) if sel is None else sel[a:b]
+            yield rows, lo[a:b], W, torch.addcmul(a0[a:b], offs, a1[a:b], out=buf[: b - a])
+
+
+def _mean_forward(mu_x: torch.Tensor, sigma_x: torch.Tensor, K: int, max_chunk_elems: int) -> torch.Tensor:
+    m, s = mu_x.detach().reshape(-1), sigma_x.detach().reshape(-1)
+    out = torch.empty_like(m)
+    if m.numel():
+        for rows, lo, W, arg in _edge_windows(m, s, K, max_chunk_elems):
+            # erf summed over the window, then the saturated edges: -1 each below, +1 each above
+            below_minus_above = lo.sub(1.0).sub_(lo.neg().add_(K - W))
+            out[rows] = below_minus_above.sub_(torch.erf_(arg).sum(-1)).div_(K)
+    return out.view(mu_x.shape)
+
+
+class _WindowedMean(torch.autograd.Function):
+    """mean(mu_x, sigma_x) with its gradient, both windowed: with a_j = (e_j - mu_x) / (sqrt2 sigma_x),
+    d mean / d mu_x = (2 / (sqrt(pi) K)) w sum_j exp(-a_j^2), d mean / d sigma_x = (2 / (sqrt(pi) K sigma_x))
+    sum_j a_j exp(-a_j^2) (the edges outside the window add < 1e-8 relative in float32, 1e-18 in float64)."""
+
+    @staticmethod
+    def forward(ctx, mu_x: torch.Tensor, sigma_x: torch.Tensor, K: int, max_chunk_elems: int) -> torch.Tensor:
+        ctx.save_for_backward(mu_x, sigma_x)
+        ctx.K, ctx.max_chunk_elems = K, max_chunk_elems
+        return _mean_forward(mu_x, sigma_x, K, max_chunk_elems)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        mu_x, sigma_x = ctx.saved_tensors
+        m, s = mu_x.reshape(-1), sigma_x.reshape(-1)
+        g0, g1 = torch.zeros_like(m), torch.zeros_like(m)
+        for rows, _, _, arg in _edge_windows(m, s, ctx.K, ctx.max_chunk_elems):
+            gauss = torch.exp(-arg * arg)
+            g0[rows] = gauss.sum(-1)
+            g1[rows] = gauss.mul_(arg).sum(-1)
+        c = grad.reshape(-1) * (2.0 / (math.sqrt(math.pi) * ctx.K))
+        d_mu = (c * g0 / (SQRT2 * s)).view(mu_x.shape)
+        d_sigma = (c * g1 / s).view(sigma_x.shape)
+        return d_mu, d_sigma, None, None
+
+
+def discretised_gaussian_mean(mu_x: torch.Tensor, sigma_x: torch.Tensor, K: int,
+                              max_chunk_elems: int = 1 << 18) -> torch.Tensor:
+    """mean = sum_k p_k k_c = -(1/K) sum_{j=1}^{K-1} erf((e_j - mu_x) / (sqrt2 sigma_x)) (summation by
+    parts), without the (..., K-1) tensor: erf is evaluated only on a window of edges around mu_x
+    (edges further than ERF_SATURATION in erf units contribute exactly -1 below / +1 above, which
+    is what erf returns there in this dtype), in chunks of at most `max_chunk_elems` evaluations.
+    Differentiable in mu_x and sigma_x (the loss L_inf needs it). Compute dtype in and out."""
+    if torch.is_grad_enabled() and (mu_x.requires_grad or sigma_x.requires_grad):
+        return _WindowedMean.apply(mu_x, sigma_x, K, max_chunk_elems)
+    return _mean_forward(mu_x, sigma_x, K, max_chunk_elems)
+
+
+def _bisect_bins(mu_x: torch.Tensor, w: torch.Tensor, u: torch.Tensor, K: int) -> torch.Tensor:
+    """k = max{k in 0..K-1: k = 0 or F(e_k) <= u} by binary lifting over k, one erf per bit."""
+    k = torch.zeros_like(mu_x)
+    bit = 1 << ((K - 1).bit_length() - 1)
+    guard = K & (K - 1) != 0  # K a power of two: k + bit never passes K - 1 (all ones)
+    while bit:
+        cand = k + bit
+        ok = edge_cdf(cand, mu_x, w, K) <= u
+        if guard:
+            ok &= cand <= K - 1
+        k.add_(ok.to(k.dtype), alpha=bit)
+        bit >>= 1
+    return k
+
+
+def discretised_gaussian_sample(mu_x: torch.Tensor, sigma_x: torch.Tensor, u: torch.Tensor, K: int) -> torch.Tensor:
+    """Inverse-CDF bin sample: k = #{j in 1..K-1: F(e_j) <= u}, the 0-based bin whose CDF interval
+    [F(e_k), F(e_{k+1})) holds u; returns the centre (2k + 1)/K - 1. The candidate bin of the
+    quantile mu_x + sigma_x sqrt2 erfinv(2u - 1) is verified with two CDF values (F(e_k) <= u < F(e_{k+1}),
+    with F(e_0) = -inf, F(e_K) = +inf); where rounding makes it fail, binary lifting over k (O(log K)
+    erf per element) decides. Same bin as the dense search over the K - 1 edges for the same u."""
+    w = 1.0 / (SQRT2 * sigma_x)
+    uu = u.to(mu_x.dtype)
+    q = torch.erfinv(2.0 * uu - 1.0).mul_(SQRT2).mul_(sigma_x).add_(mu_x)
+    k = q.add_(1.0).mul_(K / 2.0).floor_().clamp_(0.0, K - 1.0)
+    k = torch.nan_to_num_(k, nan=0.0)  # (u = 0 gives -inf, clamped to bin 0; NaN parameters give NaN below)
+    low_ok = (k == 0) | (edge_cdf(k, mu_x, w, K) <= uu)
+    high_ok = (k == K - 1) | (edge_cdf(k + 1.0, mu_x, w, K) > uu)
+    bad = ~(low_ok & high_ok)
+    if bool(bad.any()):
+        idx = torch.nonzero(bad.reshape(-1)).squeeze(1)
+        flat = k.reshape(-1)
+        flat[idx] = _bisect_bins(mu_x.reshape(-1)[idx], w.reshape(-1)[idx], uu.reshape(-1)[idx], K)
+        k = flat.view(mu_x.shape)
+    return (2.0 * k + 1.0) / K - 1.0
+
+
+def discretised_gaussian_chunked(
+    mu_x: torch.Tensor,
+    sigma_x: torch.Tensor,
+    K: int,
+    u: Optional[torch.Tensor] = None,
+    want_mean: bool = True,
+    want_mode: bool = False,
+    max_chunk_elems: int = 1 << 18,
+) -> DiscretisedOut:
+    """Same function as `discretised_gaussian_ref` without any (..., K) tensor: windowed mean
+    (`discretised_gaussian_mean`, differentiable), inverse-CDF sample, O(1) mode (`discretised_mode_fast`).
+    Outputs in mu_x's dtype; mean is None when not asked."""
+    cd = compute_dtype(mu_x.dtype)
+    m, s = mu_x.to(cd), sigma_x.to(cd)
+    mean = discretised_gaussian_mean(m, s, K, max_chunk_elems).to(mu_x.dtype) if want_mean else None
+    m, s = m.detach(), s.detach()  # bin centres: piecewise constant in (mu_x, sigma_x), no gradient
+    sample = None if u is None else discretised_gaussian_sample(m, s, u, K).to(mu_x.dtype)
+    mode = discretised_mode_fast(m, s, K).to(mu_x.dtype) if want_mode else None
     return DiscretisedOut(mean, sample, mode)

@@ -314,6 +314,49 @@ def _discretised_output_kernel(
         tl.store(mode_ptr + offs, mode.to(mode_ptr.dtype.element_ty), mask=mask)
 
 
+@triton.jit
+def _discretised_sample_bisect(mu_x, sigma, u, K, TOP, NBITS):
+    """Centre of bin k = #{j in 1..K-1: F(e_j) <= u} by binary lifting (one erf per bit), with
+    F(e_j) = (1 + erf((e_j - mu_x) / (sqrt2 sigma))) / 2; TOP = highest power of two <= K - 1."""
+    step = 2.0 / K
+    w = 1.0 / (1.4142135623730951 * sigma)
+    k = mu_x * 0.0
+    bit = TOP * 1.0
+    for _ in range(0, NBITS):
+        cand = k + bit
+        cdf = 0.5 * (1.0 + tl.erf(((cand * step - 1.0) - mu_x) * w))
+        k = tl.where((cdf <= u) & (cand <= K - 1.0), cand, k)
+        bit = bit * 0.5
+    return (2.0 * k + 1.0) / K - 1.0
+
+
+@triton.jit
+def _discretised_gaussian_kernel(
+    mu_x_ptr, sigma_ptr, u_ptr, mean_ptr, sample_ptr, mode_ptr,
+    n, K, TOP, NBITS, seed, offset,
+    MEAN: tl.constexpr, SAMPLE: tl.constexpr, U_GIVEN: tl.constexpr, MODE: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    """Per element, from (mu_x, sigma_x): mean, bisection sample, mode of the discretised Gaussian."""
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    mu_x = tl.load(mu_x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    sigma = tl.load(sigma_ptr + offs, mask=mask, other=1.0).to(tl.float32)
+    if MEAN:
+        mean = _discretised_mean(mu_x, sigma, mask, K)
+        tl.store(mean_ptr + offs, mean.to(mean_ptr.dtype.element_ty), mask=mask)
+    if SAMPLE:
+        if U_GIVEN:
+            u = tl.load(u_ptr + offs, mask=mask, other=0.5).to(tl.float32)
+        else:
+            u = _uniform(seed, offset + offs)
+        smp = _discretised_sample_bisect(mu_x, sigma, u, K, TOP, NBITS)
+        tl.store(sample_ptr + offs, smp.to(sample_ptr.dtype.element_ty), mask=mask)
+    if MODE:
+        mode = _discretised_mode(mu_x, sigma, K)
+        tl.store(mode_ptr + offs, mode.to(mode_ptr.dtype.element_ty), mask=mask)
+
+
 # ----------------------------------------------------------------------------------------
 # launchers (inputs validated and contiguous)
 # ----------------------------------------------------------------------------------------
@@ -411,6 +454,27 @@ def discretised_output(
         mean, sample if sample is not None else mean, mode if mode is not None else mean,
         n, K, gamma if gamma > 0 else 1.0, s, seed, offset,
         ZERO=zero, SAMPLE=want_sample, U_GIVEN=u is not None, MODE=want_mode,
+        BLOCK=_BLOCK_DISCRETISED, num_warps=4,
+    )
+    return mean, sample, mode
+
+
+def discretised_gaussian(
+    mu_x: torch.Tensor, sigma_x: torch.Tensor, K: int, u: Optional[torch.Tensor], want_mean: bool,
+    want_sample: bool, want_mode: bool, seed: int, offset: int,
+) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor], Optional[torch.Tensor]]:
+    mean = torch.empty_like(mu_x) if want_mean else None
+    sample = torch.empty_like(mu_x) if want_sample else None
+    mode = torch.empty_like(mu_x) if want_mode else None
+    dummy = next(t for t in (mean, sample, mode, mu_x) if t is not None)
+    n = mu_x.numel()
+    nbits = (K - 1).bit_length()
+    _discretised_gaussian_kernel[(triton.cdiv(n, _BLOCK_DISCRETISED),)](
+        mu_x, sigma_x, u if u is not None else mu_x,
+        mean if mean is not None else dummy, sample if sample is not None else dummy,
+        mode if mode is not None else dummy,
+        n, K, 1 << (nbits - 1), nbits, seed, offset,
+        MEAN=want_mean, SAMPLE=want_sample, U_GIVEN=u is not None, MODE=want_mode,
         BLOCK=_BLOCK_DISCRETISED, num_warps=4,
     )
     return mean, sample, mode

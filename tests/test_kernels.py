@@ -26,6 +26,7 @@ _ROOT = Path(__file__).resolve().parents[1]
 if str(_ROOT) not in sys.path:  # prefer this checkout's `kernels` over a stale editable install
     sys.path.insert(0, str(_ROOT))
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from scipy import stats  # noqa: E402
@@ -200,6 +201,144 @@ def test_triton_discretised_zero_time_and_shape() -> None:
     assert got.mean.shape == (3, 37)
     _close(got.mean, want.mean)
     _close(got.mode, want.mode)
+
+
+def _gaussian_params(n: int, seed: int, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, ...]:
+    """(mu_x, sigma_x, u): mu_x inside and far outside [-1, 1] (clipped end bins), sigma_x at both clamps
+    (1e-3, 10) and between, so the erf windows range from 1 edge to all K - 1."""
+    g = _gen(seed)
+    mu_x = 0.8 * torch.randn(n, generator=g, dtype=dtype)
+    mu_x[: n // 10] *= 6.0
+    sigma_x = torch.exp(3.0 * torch.randn(n, generator=g, dtype=dtype) - 2.0).clamp(1e-3, 10.0)
+    sigma_x[n // 10: n // 5] = 1e-3
+    sigma_x[n // 5: n // 4] = 10.0
+    return mu_x, sigma_x, torch.rand(n, generator=g, dtype=dtype)
+
+
+def _dense64(mu_x: torch.Tensor, sigma_x: torch.Tensor, K: int) -> torch.Tensor:
+    """p_k in float64 by scipy.stats.norm (independent of the torch code): Phi at the edges, differenced."""
+    e = -1.0 + 2.0 * np.arange(1, K) / K
+    cdf = stats.norm.cdf((e[None, :] - mu_x.double().numpy()[:, None]) / sigma_x.double().numpy()[:, None])
+    n = cdf.shape[0]
+    return torch.from_numpy(np.diff(np.concatenate([np.zeros((n, 1)), cdf, np.ones((n, 1))], 1), axis=1))
+
+
+def _check_gaussian_out(out: ref.DiscretisedOut, mu_x, sigma_x, u, K: int, mean_tol: float, cdf_tol: float) -> None:
+    """mean vs the float64 scipy formula; sample: u lies in its bin's float64 CDF interval up to cdf_tol;
+    mode: a bin of maximal float64 mass up to relative cdf_tol."""
+    p64 = _dense64(mu_x, sigma_x, K)
+    c64 = ref.bin_centres(K, torch.float64, torch.device("cpu"))
+    assert out.mean is not None and out.sample is not None and out.mode is not None
+    torch.testing.assert_close(out.mean.double(), (p64 * c64).sum(-1), rtol=0, atol=mean_tol)
+    cdf = torch.cat([torch.zeros_like(p64[:, :1]), p64.cumsum(-1)], dim=-1)
+    i = _bin_index(out.sample, K)
+    lo, hi = cdf.gather(1, i[:, None])[:, 0], cdf.gather(1, i[:, None] + 1)[:, 0]
+    assert bool(((u.double() >= lo - cdf_tol) & (u.double() <= hi + cdf_tol)).all())
+    m = _bin_index(out.mode, K)
+    best = p64.max(-1).values
+    assert bool((p64.gather(1, m[:, None])[:, 0] >= best * (1 - cdf_tol)).all())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_erf_saturation(dtype: torch.dtype) -> None:
+    """The windowed mean skips edges beyond ref.ERF_SATURATION: erf must be exactly +-1 there."""
+    x = torch.linspace(ref.ERF_SATURATION[dtype], 60.0, 200001, dtype=dtype)
+    assert bool((torch.erf(x) == 1).all()) and bool((torch.erf(-x) == -1).all())
+    assert bool((torch.erf(torch.tensor([3.5, 5.5], dtype=dtype)) < 1).any())  # not saturated everywhere
+
+
+@pytest.mark.parametrize("K", [2, 3, 27, 256, 1000])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_chunked_discretised_gaussian(K: int, dtype: torch.dtype) -> None:
+    """Torch path vs the float64 scipy formula (1e-12 float64 / 2e-6 float32) and vs the materialising
+    reference with the same u: identical sampled bins."""
+    mu_x, sigma_x, u = _gaussian_params(1500, K, dtype)
+    got = ref.discretised_gaussian_chunked(mu_x, sigma_x, K, u, want_mode=True, max_chunk_elems=3000)
+    want = ref.discretised_gaussian_ref(mu_x, sigma_x, K, u, want_mode=True)
+    f64 = dtype == torch.float64
+    _check_gaussian_out(got, mu_x, sigma_x, u, K, 1e-12 if f64 else 2e-6, 1e-12 if f64 else 1e-6)
+    assert got.mean is not None and got.sample is not None and want.sample is not None
+    # float32: each is within 2e-6 of float64 (above); with each other within the sum of both roundings
+    torch.testing.assert_close(got.mean, want.mean, rtol=0, atol=1e-13 if f64 else 3e-6)
+    assert int((got.sample != want.sample).sum()) == 0
+    assert got.mean.dtype == got.sample.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_discretised_sample_quantile_path_is_bisection(dtype: torch.dtype) -> None:
+    """The verified quantile guess gives exactly the binary-lifting bin (u = 0, tails, both clamps, K not a
+    power of two); and the binary lifting is the dense count #{j: F(e_j) <= u}."""
+    for K in (2, 3, 27, 256, 1000):
+        mu_x, sigma_x, u = _gaussian_params(40000, K, dtype)
+        u[:50] = 0.0
+        u[50:100] = torch.nextafter(torch.ones((), dtype=dtype), torch.zeros((), dtype=dtype))
+        w = 1.0 / (ref.SQRT2 * sigma_x)
+        lifted = ref._bisect_bins(mu_x, w, u, K)
+        got = ref.discretised_gaussian_sample(mu_x, sigma_x, u, K)
+        torch.testing.assert_close(got, (2.0 * lifted + 1.0) / K - 1.0, rtol=0, atol=0)
+        j = torch.arange(1, K, dtype=dtype)
+        dense = (ref.edge_cdf(j, mu_x[:2000, None], w[:2000, None], K) <= u[:2000, None]).sum(-1)
+        assert torch.equal(lifted[:2000].long(), dense)
+
+
+def test_chunked_discretised_gaussian_half_and_fields() -> None:
+    mu_x, sigma_x, u = _gaussian_params(300, 1)
+    full = ref.discretised_gaussian_chunked(mu_x, sigma_x, 16, u, want_mode=True)
+    out = kernels.discretised_gaussian(mu_x.half(), sigma_x.half(), 16, mean=False, mode=True, backend="torch")
+    assert out.mean is None and out.sample is None and out.mode is not None and out.mode.dtype == torch.float16
+    only = kernels.discretised_gaussian(mu_x, sigma_x, 16, mean=False, u=u)
+    assert only.mean is None and only.mode is None
+    torch.testing.assert_close(only.sample, full.sample, rtol=0, atol=0)
+
+
+@needs_interp
+@pytest.mark.parametrize("K", KS)
+def test_triton_discretised_gaussian(K: int) -> None:
+    """Fused kernel from (mu_x, sigma_x) vs the torch path and the float64 scipy formula."""
+    mu_x, sigma_x, u = _gaussian_params(999, 10 + K)
+    got = kernels.discretised_gaussian(_nc(mu_x), _nc(sigma_x), K, u=_nc(u), mode=True, backend="triton")
+    want = ref.discretised_gaussian_chunked(mu_x, sigma_x, K, u, want_mode=True)
+    _close(got.mean, want.mean)
+    _check_gaussian_out(got, mu_x, sigma_x, u, K, 2e-6, 1e-6)
+    assert got.sample is not None and want.sample is not None
+    assert float((got.sample != want.sample).float().mean()) < 0.005
+    none = kernels.discretised_gaussian(mu_x, sigma_x, K, mean=False, mode=True, backend="triton")
+    assert none.mean is None and none.sample is None
+    _close(none.mode, want.mode)
+
+
+@pytest.mark.parametrize("backend", [pytest.param("triton", marks=needs_interp), "torch"])
+def test_triton_discretised_gaussian_sample_distribution(backend: str) -> None:
+    """Draws (Philox or torch.rand) have the dense probabilities: chi-square, and a one-bin shift fails it."""
+    n, K = 1 << 14, 12
+    mu_x, sigma_x = torch.full((n,), 0.23), torch.full((n,), 0.31)
+    out = kernels.discretised_gaussian(mu_x, sigma_x, K, mean=False, sample=True, seed=11, generator=_gen(11),
+                                       backend=backend)
+    assert out.sample is not None
+    probs = _dense64(mu_x[:1], sigma_x[:1], K)[0]
+    idx = _bin_index(out.sample, K)
+    assert _chi2_pvalue(idx, probs) > 1e-4
+    assert _chi2_pvalue((idx + 1).clamp(max=K - 1), probs) < 1e-4
+
+
+@needs_interp
+def test_triton_discretised_distribution_dispatch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DiscretisedGaussian's mean / mode / sample run the fused kernel when the backend is triton."""
+    from bfnsolvers.distributions import DiscretisedGaussian
+
+    mu_x, sigma_x, _ = _gaussian_params(500, 4)
+    calls = []
+    original = kernels.dispatch._tk().discretised_gaussian
+    monkeypatch.setattr(kernels.dispatch._tk(), "discretised_gaussian", lambda *a: calls.append(1) or original(*a))
+    monkeypatch.setenv(kernels.ENV_VAR, "triton")
+    fused = DiscretisedGaussian(mu_x, sigma_x, 64)
+    mean, mode, smp = fused.mean, fused.mode, fused.sample(_gen(0))
+    assert len(calls) == 3
+    monkeypatch.setenv(kernels.ENV_VAR, "torch")
+    plain = DiscretisedGaussian(mu_x, sigma_x, 64)
+    _close(mean, plain.mean)
+    _close(mode, plain.mode)
+    assert smp.shape == mu_x.shape and len(calls) == 3
 
 
 # ----------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..distributions import Categorical
+from ..distributions import Categorical, softmax_last
 from .accuracy import AccuracySchedule, GravesDiscrete, schedule_from
 from .base import T_FLOOR, BFNProcess, TimeLike, as_time, expand_time
 
@@ -113,7 +113,8 @@ class DiscreteBFN(BFNProcess):
         return self.num_classes * F.one_hot(x.long(), self.num_classes).float() - 1
 
     def net_input(self, z: Tensor) -> Tensor:
-        return torch.softmax(z, -1)
+        """theta = softmax(y) (a sigmoid for K = 2)."""
+        return softmax_last(z)
 
     def output_distribution(self, output: Tensor, z: Tensor, t: TimeLike, output_type: str = "logits") -> Categorical:
         if output.shape != z.shape:
