@@ -53,4 +53,6 @@ def molecule_adapter(network: Callable, pos: str = "pos", types: str = "types", 
 
     model.output_types = {pos: pos_output, types: "logits"}
     model.network = network
+    if callable(getattr(network, "parameters", None)):
+        model.parameters = network.parameters          # the joint call casts inputs to the module's dtype
     return model

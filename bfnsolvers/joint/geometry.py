@@ -57,6 +57,23 @@ def com_free_gaussian_log_prob(x: Tensor, mean: Tensor, var: float | Tensor, mas
     return -d2 / (2 * var) - 0.5 * dof * torch.log(2 * math.pi * var)
 
 
+class FreshPerDraw(PerSample):
+    """One seed per sample; every draw uses fresh generators seeded by (seed_i, draw index), so that the values
+    a draw gives a sample's real nodes never depend on how many values earlier draws took (its padding)."""
+
+    def __init__(self, seeds: list[int], device=None):
+        self.seeds, self.device, self.draws = [int(s) for s in seeds], device, 0
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    @property
+    def generators(self) -> list[torch.Generator]:
+        """Fresh generators for the next draw (``bfnsolvers.rng`` reads this once per draw)."""
+        k, self.draws = self.draws, self.draws + 1
+        return [torch.Generator(self.device or "cpu").manual_seed((s + k * 0x9E3779B97F4A7C15) % 2 ** 63) for s in self.seeds]
+
+
 def normal(shape: tuple[int, ...], source: RandomSource, dtype: torch.dtype, device) -> Tensor:
     """Standard normal draws Phi^-1(u), u uniform (float64): with ``PerSample`` row i's draws are a prefix
     of any larger draw of the same generator (torch.rand is sequential; torch.randn is not above 16
@@ -77,4 +94,4 @@ def node_noise(shape: tuple[int, ...], source: RandomSource, dtype: torch.dtype,
 
 
 __all__ = ["check_node_mask", "com_project", "centre_of_mass", "degrees_of_freedom", "com_free_gaussian_log_prob",
-           "normal", "node_noise", "PerSample"]
+           "normal", "node_noise", "PerSample", "FreshPerDraw"]

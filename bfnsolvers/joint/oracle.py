@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..metrics.oracle import sliced_wasserstein2
+from ..processes import ContinuousBFN, DiscreteBFN
 from ..processes.base import as_time
 from .geometry import com_project
 from .process import JointBFN
@@ -88,7 +89,24 @@ class JointMoleculeOracle:
             raise ValueError(f"mask: no molecule of size {sorted(set(n.tolist()) - set(self.sizes.tolist()))} in the oracle")
         return torch.log_softmax(logits, 1)
 
+    def _pad(self, inputs: dict, mask: Tensor | None):
+        """Inputs with fewer than N nodes (a network that takes any N): padded with nodes masked out."""
+        z, theta = inputs[self.pos], inputs[self.types_name]
+        B, n = z.shape[:2]
+        if n >= self.num_nodes:
+            return inputs, mask, n
+        mask = torch.ones(B, n, dtype=torch.bool) if mask is None else mask.cpu()
+        mask = torch.cat([mask, torch.zeros(B, self.num_nodes - n, dtype=torch.bool)], 1)
+        z = torch.cat([z, z.new_zeros(B, self.num_nodes - n, z.shape[2])], 1)
+        theta = torch.cat([theta, theta.new_full((B, self.num_nodes - n, theta.shape[2]), 1 / self.num_classes)], 1)
+        return {self.pos: z, self.types_name: theta}, mask, n
+
     def __call__(self, inputs: dict, t: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
+        inputs, mask, given = self._pad(inputs, mask)
+        out = self._posterior_outputs(inputs, t, mask)
+        return {k: v[:, :given] for k, v in out.items()}
+
+    def _posterior_outputs(self, inputs: dict, t: Tensor, mask: Tensor | None) -> dict[str, Tensor]:
         z = inputs[self.pos]
         B = z.shape[0]
         r = self.log_posterior(inputs, t, mask).exp()                                 # (B, M)
@@ -170,3 +188,35 @@ def joint_sliced_w2(pos: Tensor, types: Tensor, ref_pos: Tensor, ref_types: Tens
     """Sliced W2 between two joint sample sets on [coordinates, one-hot types] (``sliced_wasserstein2``)."""
     return sliced_wasserstein2(joint_features(pos, types, num_classes), joint_features(ref_pos, ref_types, num_classes),
                                n_projections, generator)
+
+
+def joint_oracle_problem(seed: int = 0, sizes: tuple[int, ...] | None = None) -> tuple[JointMoleculeOracle, JointBFN]:
+    """The benchmark's joint oracle: 4 molecules of 5 nodes in 3-D over K = 5 types, weights 0.4/0.3/0.2/0.1,
+    jitter sigma = 0.1, templates N(0, 0.5^2) centred; molecules 0 and 1 share their types (only the
+    coordinates tell them apart), 2 and 3 share their template (only the types do). ContinuousBFN(sigma_1 =
+    1e-3, no clipping) for the coordinates and DiscreteBFN(beta_1 = 3, K = 5) for the types.
+    ``sizes`` (one per molecule, <= 5): molecules with fewer real nodes (padded), for the mask tests."""
+    joint = JointBFN(pos=ContinuousBFN(1e-3, x_range=None), types=DiscreteBFN(3.0, 5), zero_com="pos")
+    g = torch.Generator().manual_seed(seed)
+    templates = 0.5 * torch.randn(4, 5, 3, generator=g, dtype=torch.float64)
+    templates[3] = templates[2]
+    types = torch.randint(0, 5, (4, 5), generator=g)
+    types[1] = types[0]
+    types[3] = (types[2] + 1 + torch.randint(0, 4, (5,), generator=g)) % 5
+    sizes_t = None if sizes is None else torch.tensor(sizes)
+    oracle = JointMoleculeOracle(joint, templates, types, 0.1, torch.tensor([0.4, 0.3, 0.2, 0.1]), sizes_t)
+    return oracle, joint
+
+
+def jitter_ratio(oracle: JointMoleculeOracle, pos: Tensor, assignments: Tensor, mask: Tensor | None = None) -> float:
+    """mean ||x - X_m||^2 / ((n - 1) D sigma^2) over valid samples, m the assigned molecule: 1 for exact
+    samples (the jitter is sigma^2 on each of the (n - 1) D zero-CoM dimensions)."""
+    ok = assignments >= 0
+    n = oracle._sizes_of(mask, pos.shape[0])[ok]
+    d2 = ((pos.double().cpu()[ok] - oracle.templates[assignments[ok]]) ** 2).sum((1, 2))
+    return float((d2 / ((n - 1) * oracle.dim * oracle.sigma ** 2)).mean())
+
+
+def coordinate_sliced_w2(pos: Tensor, ref_pos: Tensor, n_projections: int = 256, generator: torch.Generator | None = None) -> float:
+    """Sliced W2 between two sets of coordinates (fixed size), flattened to (B, N D)."""
+    return sliced_wasserstein2(pos.double().flatten(1), ref_pos.double().flatten(1), n_projections, generator)

@@ -13,7 +13,7 @@ from ..models import Cond
 from ..rng import PerSample, RandomSource, as_random_source
 from ..sampling import DEFAULT_SPAN, MAX_NFE, PUBLISHED_ETA, calls_of_grid, plan_steps, readout, state_readout
 from ..solvers import SolverSpec, get_solver
-from .geometry import check_node_mask, node_noise
+from .geometry import FreshPerDraw, check_node_mask, node_noise
 from .grids import joint_schedules, joint_times
 from .lockstep import LockStep, joint_reference
 from .model import JointDenoiser
@@ -102,12 +102,13 @@ def _check_shapes(joint: JointBFN, shapes) -> dict[str, tuple[int, ...]]:
 
 def _split_generator(generator: RandomSource, names: Sequence[str], device) -> dict[str, RandomSource]:
     """One random source per modality (each modality's solver runs in its own thread, so they must not
-    share one): seeds drawn in modality order from the caller's generator, or from each sample's."""
+    share one): seeds drawn in modality order from the caller's generator, or from each sample's (then every
+    draw is made from fresh per-sample generators, ``FreshPerDraw``, so padding never shifts a sample's noise)."""
     if generator is None:
         return {name: None for name in names}
     if isinstance(generator, PerSample):
         seeds = [torch.randint(0, 2 ** 62, (len(names),), generator=g).tolist() for g in generator.generators]
-        return {name: PerSample([torch.Generator(device).manual_seed(s[j]) for s in seeds]) for j, name in enumerate(names)}
+        return {name: FreshPerDraw([s[j] for s in seeds], device) for j, name in enumerate(names)}
     seeds = torch.randint(0, 2 ** 62, (len(names),), generator=generator).tolist()
     return {name: torch.Generator(device).manual_seed(seeds[j]) for j, name in enumerate(names)}
 
