@@ -119,7 +119,8 @@ def sample_joint(model: Callable, joint: JointBFN, solver: str | Mapping[str, st
                  generator: torch.Generator | Sequence[torch.Generator | int] | None = None,
                  dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu",
                  z_start: Mapping[str, Tensor] | None = None, output_types: Mapping[str, str] | None = None,
-                 solver_options: Mapping[str, dict] | None = None) -> tuple[dict[str, Tensor], JointSampleInfo]:
+                 solver_options: Mapping[str, dict] | None = None,
+                 start: str | None = None) -> tuple[dict[str, Tensor], JointSampleInfo]:
     """Samples of every modality of ``joint`` in ``nfe`` joint network calls.
 
     solver: one registered name for all modalities, a dict name -> solver, or None (bfn-unipc3 /
@@ -132,6 +133,11 @@ def sample_joint(model: Callable, joint: JointBFN, solver: str | Mapping[str, st
     state, every noise, every state the network sees and the samples. generator: a torch.Generator
     or one generator / int seed per sample (sample i then equals sample i drawn alone, whatever the
     batch and the padding, when real nodes come first). final, t_start as in ``bfnsolvers.sample``.
+    start: "zero-mean" (z ~ N(0, s(t_start)^2 I), as ``bfnsolvers.sample``: it drops a(t_start) E[x0]) or
+    "prior-mean" (one joint call at the prior's point mass, t = 0, gives E[x0] for every modality, and
+    z ~ N(a(t_start) E[x0], s(t_start)^2 I); that call is one of the ``nfe``). None: "prior-mean" for
+    fixed-step solvers from t_start > 0 without z_start (on the joint oracle zero-mean leaves the ODE
+    solvers on a plateau: benchmarks/results/joint/report.md), else "zero-mean".
     Returns (samples dict, info) with info.nfe the number of joint calls.
     """
     if not isinstance(joint, JointBFN):
@@ -155,6 +161,19 @@ def sample_joint(model: Callable, joint: JointBFN, solver: str | Mapping[str, st
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating torch dtype, got {dtype!r}")
     per_step = next(iter(specs.values())).nfe_per_step
+    if start is None:
+        start = "prior-mean" if t_start > 0 and not reference and z_start is None else "zero-mean"
+    if start not in ("zero-mean", "prior-mean"):
+        raise ValueError(f"start must be 'zero-mean' or 'prior-mean', got {start!r}")
+    if start == "prior-mean" and (t_start <= 0 or reference):
+        raise ValueError("start='prior-mean' needs t_start > 0 and a fixed-step solver (not 'reference')")
+    if start == "prior-mean" and z_start is not None:
+        raise ValueError("start='prior-mean' draws the start state; it cannot be combined with z_start")
+    extra = start == "prior-mean"
+    if extra and nfe is not None:
+        if nfe < 2:
+            raise ValueError(f"nfe must be at least 2 with start='prior-mean' (one call for the prior mean), got {nfe}")
+        nfe = nfe - 1
     if reference:
         if nfe is not None:
             raise ValueError("nfe: the adaptive reference solver spends what its tolerances need; omit nfe")
@@ -167,7 +186,8 @@ def sample_joint(model: Callable, joint: JointBFN, solver: str | Mapping[str, st
         ts = joint_times(schedule, 1, joint, t_start)
         spent = calls_of_grid(len(ts), final, per_step)
         if nfe is not None and nfe != spent:
-            raise ValueError(f"nfe={nfe}, but a schedule of {len(ts)} times with final={final!r} spends {spent} calls")
+            raise ValueError(f"nfe={nfe + extra}, but a schedule of {len(ts)} times with final={final!r} spends "
+                             f"{spent + extra} calls")
     if final == "denoise" and float(ts[-1]) != 1.0:
         raise ValueError(f"final='denoise' needs a schedule ending at 1, got {float(ts[-1]):g}")
     if final == "drop":
@@ -205,9 +225,11 @@ def sample_joint(model: Callable, joint: JointBFN, solver: str | Mapping[str, st
             for n, p in joint.items():
                 shape = joint.state_shape(n, samples_shapes[n])
                 s0 = float(p.s(ts[0]))
-                eps = (node_noise(shape, sources[n], dtype, device, mask, n in joint.zero_com) if mask is not None or n in joint.zero_com
-                       else node_noise(shape, sources[n], dtype, device, None, False))
+                eps = node_noise(shape, sources[n], dtype, device, mask, n in joint.zero_com)
                 zs[n] = s0 * eps
+            if extra:                                   # E[x0] from the prior's point mass at t = 0
+                prior = denoiser.outputs({n: torch.zeros_like(z) for n, z in zs.items()}, 0.0)
+                zs = {n: z + float(joint[n].a(ts[0])) * joint[n].dist_to_x0(prior[n]) for n, z in zs.items()}
         else:
             zs = denoiser.constrain(zs)
         denoiser.configure(batch, cond=cond, mask=mask, hold={n: z.clone() for n, z in zs.items()})
