@@ -396,3 +396,19 @@ def test_prior_mean_start_is_a_E_x0_plus_noise_and_counts_one_call():
     assert (expected.abs() > Z * se).any()                      # the zero-mean start would fail this
     with pytest.raises(ValueError, match="prior-mean"):
         sample_joint(oracle, joint, "bfn", nfe=4, shapes=shapes(2), start="prior-mean")
+
+
+def test_cond_and_mask_reach_the_network():
+    oracle, joint = joint_oracle_problem(sizes=(3, 4, 5, 5))
+    got = []
+
+    def model(inputs, t, label, mask=None):
+        got.append((label, mask))
+        return oracle(inputs, t, mask)
+
+    model.output_types = oracle.output_types
+    label, mask = torch.tensor([1, 2]), torch.arange(5) < torch.tensor([3, 4]).unsqueeze(1)
+    sample_joint(model, joint, nfe=4, shapes=shapes(2), cond=label, mask=mask)
+    assert len(got) == 4 and all(torch.equal(l, label) and torch.equal(m, mask) for l, m in got)
+    with pytest.raises(ValueError, match="cond"):
+        sample_joint(model, joint, nfe=4, shapes=shapes(2), cond=torch.tensor([1, 2, 3]), mask=mask)
