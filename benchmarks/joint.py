@@ -39,7 +39,7 @@ COMBOS = {
     "ours SDE (sde-bfn-solver++2 + sde-bfn-unipc3-t)": {"pos": "sde-bfn-solver++2", "types": "sde-bfn-unipc3-t"},
 }
 NFE_ORIGINAL = (10, 20, 50, 100, 200, 500, 1000)
-NFE_FAST = (5, 6, 8, 10, 15, 20, 30, 50)
+NFE_FAST = (5, 6, 8, 10, 15, 20, 30, 50, 100, 200)
 
 
 def metrics(oracle, ref, pos, types) -> dict:
@@ -162,6 +162,17 @@ def report(records: list[dict]) -> str:
         there = f"{table[(c, first)]['tv']:.3f} / {table[(c, first)]['jitter']:.3f}" if first else ""
         lines.append(f"| {c} | {cells[0]} | {cells[1]} | {there} |")
     grid = [r for r in records if r["section"] == "grid"]
+    # all three metrics at least as good as the original sampler's at NFE 1000 plus one floor std
+    bounds = {k: orig[1000][k] + floor[k + "_std"] for k in ("sw2", "tv", "jitter")}
+    lines += ["", "All three metrics within the original sampler's NFE-1000 values + 1 floor std (SW2 <= "
+              f"{bounds['sw2']:.4f}, TV <= {bounds['tv']:.4f}, abs(jitter - 1) <= {bounds['jitter']:.4f}):", "",
+              "| solvers | smallest NFE | speed-up |", "|---|---:|---:|"]
+    for c in combos:
+        if c.startswith("original"):
+            continue
+        hit = [n for n in nfes if (c, n) in table and all(table[(c, n)][k] <= bounds[k] for k in bounds)]
+        lines.append(f"| {c} | {hit[0] if hit else '> ' + str(max(n for n in nfes if (c, n) in table))} | "
+                     f"{f'{1000 / hit[0]:.0f}x' if hit else '-'} |")
     lines += ["", "## Grid rule (ODE solvers; t_start = 0.001, prior-mean start)", "",
               "Distribution metrics (SW2 / TV) and the noise-free trajectory error from 256 common zero-mean starts vs the",
               "joint dopri5: coordinates max |z(1) - z_ref(1)| / a(1) (coordinate units), types the fraction of nodes whose",
