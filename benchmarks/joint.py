@@ -150,7 +150,7 @@ def report(records: list[dict]) -> str:
     lines += ["", f"## Speed-up at the original sampler's NFE-1000 quality (coordinate SW2 {target:.4f}; the floor is "
               f"{floor['sw2']:.4f} ± {floor['sw2_std']:.4f}, so the target itself is uncertain by about one floor std)", "",
               f"| solvers | smallest NFE with SW2 <= {target:.4f} (speed-up) | smallest NFE with SW2 <= {loose:.4f} "
-              f"(+1 floor std; speed-up) | TV / abs(jitter - 1) there |", "|---|---:|---:|---|"]
+              f"(+1 floor std; speed-up) | TV / abs(jitter - 1) at that +1-std NFE |", "|---|---:|---:|---|"]
     for c in combos:
         if c.startswith("original"):
             continue
