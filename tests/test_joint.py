@@ -412,3 +412,27 @@ def test_cond_and_mask_reach_the_network():
     assert len(got) == 4 and all(torch.equal(l, label) and torch.equal(m, mask) for l, m in got)
     with pytest.raises(ValueError, match="cond"):
         sample_joint(model, joint, nfe=4, shapes=shapes(2), cond=torch.tensor([1, 2, 3]), mask=mask)
+
+
+def test_three_modalities_with_discretised_charges():
+    """GeoBFN-style: coordinates, types and discretised charges (eps_gaussian output) in one call; the charges
+    read out as the output distribution's mean (as ``sample``'s default), inside [-1, 1]; padded nodes read 0."""
+    from bfnsolvers import DiscretisedBFN
+    joint = JointBFN(pos=ContinuousBFN(1e-3, x_range=None), types=DiscreteBFN(3.0, 5), charges=DiscretisedBFN(1e-2, 9),
+                     zero_com="pos")
+    calls = []
+
+    def model(inputs, t, mask=None):
+        calls.append(sorted(inputs))
+        return {"pos": 0.1 * torch.tanh(inputs["pos"]), "types": inputs["types"].log(),
+                "charges": torch.stack([torch.tanh(inputs["charges"]), torch.zeros_like(inputs["charges"])], -1)}
+
+    model.output_types = {"pos": "eps", "types": "logits", "charges": "eps_gaussian"}
+    mask = torch.arange(4) < torch.tensor([4, 2]).unsqueeze(1)
+    for solver in ("bfn", {"pos": "bfn-unipc3", "types": "bfn-unipc3-t", "charges": "sde-bfn-solver++2"}):
+        x, info = sample_joint(model, joint, solver, nfe=6, shapes={"pos": (2, 4, 3), "types": (2, 4), "charges": (2, 4)},
+                               mask=mask, generator=torch.Generator().manual_seed(0))
+        assert info.nfe == len(calls) == 6 and all(c == ["charges", "pos", "types"] for c in calls)
+        assert (x["charges"][mask].abs() <= 1).all() and x["charges"][mask].abs().min() > 0
+        assert (x["charges"][~mask] == 0).all() and ((x["pos"] * mask.unsqueeze(-1)).sum(1)).abs().max() < 1e-12
+        calls.clear()
