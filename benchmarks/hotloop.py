@@ -32,13 +32,12 @@ from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
 _ROOT = _HERE.parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_ROOT))
 
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-import kernels  # noqa: E402
+from bfnsolvers import ContinuousBFN, kernels  # noqa: E402
 from bfnsolvers import ContinuousBFN, DiscretisedBFN  # noqa: E402
 from bfnsolvers.distributions import BinDistribution, bin_index  # noqa: E402
 from bfnsolvers.processes import discretised as discretised_module  # noqa: E402

@@ -31,15 +31,11 @@ from typing import Callable, Optional
 
 _HERE = Path(__file__).resolve().parent
 _ROOT = _HERE.parent
-# Run as a script, this file's folder would come first on sys.path and `import kernels`
-# would import this very file; put the repository root there instead.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_ROOT))
 
 import torch  # noqa: E402
 
-import kernels  # noqa: E402
-from kernels import reference as ref  # noqa: E402
+from bfnsolvers import kernels  # noqa: E402
+from bfnsolvers.kernels import reference as ref  # noqa: E402
 
 MEM_SHAPE = (16, 3, 32, 32)
 MEM_K = 256

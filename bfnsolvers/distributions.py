@@ -6,7 +6,7 @@ import math
 import torch
 from torch import Tensor
 
-import kernels
+from . import kernels
 
 from .rng import PerSample, RandomSource, rand
 

@@ -11,7 +11,7 @@ import torch
 from scipy import stats
 from torch.utils._python_dispatch import TorchDispatchMode
 
-import kernels
+from bfnsolvers import kernels
 from bfnsolvers import ContinuousBFN, DiscreteBFN, DiscretisedBFN
 from bfnsolvers.distributions import Categorical, DiscretisedGaussian, bin_centres, softmax_last
 from bfnsolvers.processes import discretised as discretised_module

@@ -23,16 +23,15 @@ import subprocess  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 _ROOT = Path(__file__).resolve().parents[1]
-if str(_ROOT) not in sys.path:  # prefer this checkout's `kernels` over a stale editable install
-    sys.path.insert(0, str(_ROOT))
+
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from scipy import stats  # noqa: E402
 
-import kernels  # noqa: E402
-from kernels import reference as ref  # noqa: E402
+from bfnsolvers import kernels  # noqa: E402
+from bfnsolvers.kernels import reference as ref  # noqa: E402
 
 _HAS_TRITON = importlib.util.find_spec("triton") is not None
 needs_interp = pytest.mark.skipif(

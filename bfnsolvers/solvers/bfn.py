@@ -6,7 +6,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-import kernels
+from .. import kernels
 
 from ..models import Denoiser
 from ..processes import DiscreteBFN
