@@ -26,8 +26,6 @@ the same sample count, seed and per-batch seeds.
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 
 import torch  # noqa: E402
@@ -38,11 +36,10 @@ from bfnsolvers.metrics import markov_bigram_tv, markov_nll_gap  # noqa: E402
 from bfnsolvers.models import Denoiser  # noqa: E402
 from bfnsolvers.oracles import oracle_problem  # noqa: E402
 from bfnsolvers.processes import DiscreteBFN  # noqa: E402
-from bfnsolvers.report import render_report  # noqa: E402
+from bfnsolvers.bench import oracle_target, read_results, render_report, results_table, run_sweep  # noqa: E402
 from bfnsolvers.sampling import PUBLISHED_ETA, sample  # noqa: E402
 from bfnsolvers.schedules import get_times  # noqa: E402
 from bfnsolvers.solvers import get_solver  # noqa: E402
-from bfnsolvers.sweep import read_results, run_sweep  # noqa: E402
 
 NFES = [4, 5, 6, 8, 10, 15, 20]
 SPANS = [7.0, 8.0, 9.0]
@@ -137,7 +134,6 @@ def calibration(path: str = "benchmarks/results/beyond-calibration.md", samples:
     """How the calibrated grid's power was chosen, on tuning seeds apart from the scored ones (0, 1): the Markov
     oracle with bfn-unipc3-t and the final call at t = 1, and the GMM oracle against its default grid (SW2);
     then the entropy-gap cancellation of the SDE on the quadratic-start grid at NFE 5 (seed 0)."""
-    from bfnsolvers.sweep import _oracle_target
     lines = ["# Calibrated grids: choosing the power, and where they do not help", "",
              f"Made by `python benchmarks/beyond.py calibration` ({samples} samples x seeds {list(seeds)}, float64,",
              "means over the seeds; pilot: `pilot_profile`, 200 other start states, seed 7).", "",
@@ -159,7 +155,7 @@ def calibration(path: str = "benchmarks/results/beyond-calibration.md", samples:
                                  (samples, oracle.length), markov_scores) for p in POWERS]
         lines.append(f"| {nfe} | " + " | ".join(f"{a:.4f} / {b:.4f}" for a, b in cells) + " |")
 
-    gmm = _oracle_target("gmm", torch.device("cpu"))
+    gmm = oracle_target("gmm", torch.device("cpu"))
     t0 = float(gmm.process.t_of_lam(gmm.process.lam(1.0) - 9.0))   # sample()'s default start for this process
     gmm_profile = speed_profile(gmm.model, gmm.process, (200,) + gmm.shape, t0, dtype=torch.float64,
                                 generator=torch.Generator().manual_seed(7))
@@ -238,15 +234,11 @@ REFERENCE_NFES = {"gmm": [1000], "markov": [50, 1000]}
 
 def _tables(problem: str) -> dict[str, tuple[dict, float, float]]:
     """Per metric: {(solver, config): {nfe: |metric| averaged over the seeds}}, its noise floor and the floor's std."""
-    import statistics
-    from collections import defaultdict
     rows = [r for r in read_results(f"benchmarks/results/beyond-{problem}") if r["status"] == "ok"]
     tables = {}
     for metric, _ in METRICS[problem]:
-        values = defaultdict(lambda: defaultdict(list))
-        for r in rows:
-            values[(r["solver"], r["config_name"])][r["nfe"]].append(abs(r["metrics"][metric]))
-        table = {k: {n: statistics.fmean(v) for n, v in d.items()} for k, d in values.items()}
+        means = results_table(rows, metric, value=abs, key=lambda r: (r["solver"], r["config_name"]))
+        table = {k: {n: cell[0] for n, cell in d.items()} for k, d in means.items()}
         tables[metric] = (table, abs(rows[0]["noise_floor"][metric]), rows[0]["noise_floor_std"][metric])
     return tables
 

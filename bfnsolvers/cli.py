@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from .schedules import SCHEDULES
+from .schedules import SCHEDULES, parse_schedule  # noqa: F401 (parse_schedule: --schedule)
 
 DEFAULT_CHECKPOINT = "digits-continuous"
 #: Network calls of a run on a named or calibrated grid when --nfe is not given.
@@ -51,33 +51,6 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 # --------------------------------------------------------------------------- argument types
-
-
-def parse_schedule(text: str) -> str | list[float]:
-    """``--schedule``: a named grid, ``calibrated``, or comma-separated BFN times (e.g. ``0.001,0.3,0.7,1``)."""
-    text = str(text).strip()
-    if text in SCHEDULES or text == "calibrated":
-        return text
-    if "," in text or _is_number(text):
-        try:
-            times = [float(v) for v in text.split(",") if v.strip()]
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a named grid or comma-separated times, got {text!r}") from None
-        if len(times) < 2 or any(not math.isfinite(t) or not 0 <= t <= 1 for t in times) or any(
-                b <= a for a, b in zip(times, times[1:])):
-            raise argparse.ArgumentTypeError(
-                f"times must be at least 2 finite values increasing strictly inside [0, 1] (BFN time), got {text!r}")
-        return times
-    raise argparse.ArgumentTypeError(f"expected one of {', '.join((*SCHEDULES, 'calibrated'))} or comma-separated "
-                                     f"times such as 0.001,0.3,0.7,1; got {text!r}")
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 def positive_int(text: str) -> int:
@@ -306,8 +279,7 @@ def run_solvers(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``bfnsolvers`` parser with its subcommands."""
-    from .report import add_report_arguments
-    from .sweep import add_sweep_arguments
+    from .bench.cli import add_report_arguments, add_sweep_arguments
     from .train import add_train_arguments
 
     parser = _Parser(prog="bfnsolvers", formatter_class=_Formatter,
@@ -336,7 +308,7 @@ def _one_line(exc: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 a sweep with failed cells, 2 a user error)."""
     from .checkpoints import CheckpointError
-    from .sweep import SweepLockedError
+    from .bench.results import SweepLockedError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
@@ -372,7 +344,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
-    from .sweep import run_sweep_cli
+    from .bench.cli import run_sweep_cli
 
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"threads: expected a positive integer, got {args.threads}")
@@ -381,7 +353,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    from .report import run_report_cli
+    from .bench.cli import run_report_cli
 
     return run_report_cli(args)
 
