@@ -280,7 +280,7 @@ def run_solvers(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The ``bfnsolvers`` parser with its subcommands."""
     from .bench.cli import add_report_arguments, add_sweep_arguments
-    from .train import add_train_arguments
+    from .train.cli import add_train_arguments
 
     parser = _Parser(prog="bfnsolvers", formatter_class=_Formatter,
                      description="Fast samplers for Bayesian Flow Networks. Without a subcommand: sample "
@@ -336,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from .train import run_train
+    from .train.cli import run_train
 
     check_device(args.device)
     run_train(args)
