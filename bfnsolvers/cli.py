@@ -187,6 +187,7 @@ def _calibrated_schedule(model: Any, process: Any, solver: str, nfe: int, final:
 def run_sample(args: argparse.Namespace) -> int:
     """``bfnsolvers sample``: draw samples, write an image grid (PNG) or text (one sample a line)."""
     from .checkpoints import load_checkpoint
+    from .defaults import DEFAULTS
     from .sampling import data_kind, default_final, default_t_start, plan_steps, sample
     from .solvers import get_solver
 
@@ -196,12 +197,12 @@ def run_sample(args: argparse.Namespace) -> int:
     model, process = load_checkpoint(args.checkpoint, args.config, device=device)
     kind = data_kind(process)
     text = kind == "discrete" and len(getattr(model, "data_shape", ())) == 2
-    shape = (args.num_samples,) + tuple(model.data_shape[:-1] if kind == "discrete" else model.data_shape)
+    shape = (args.num_samples,) + process.sample_shape(tuple(model.data_shape))
     generator = torch.Generator(device).manual_seed(args.seed)
     progress = not args.no_progress
     solver, schedule, final = args.solver, args.schedule, args.final
     if schedule == "calibrated":
-        solver = solver or ("bfn-unipc3-t" if kind == "discrete" else "bfn-unipc3")  # an ODE solver, as advised
+        solver = solver or DEFAULTS[kind].ode_solver  # an ODE solver, as advised
         get_solver(solver)
         final = final or "denoise"
         t_start = args.t_start if args.t_start is not None else default_t_start(process, solver)

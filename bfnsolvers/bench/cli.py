@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ..sampling import data_kind
+from ..defaults import data_kind
 from ..schedules import parse_schedule
 from ..solvers import SOLVERS
 from .report import REPORT_FILE, render_report

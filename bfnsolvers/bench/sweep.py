@@ -28,7 +28,8 @@ from typing import Any, Callable, Sequence
 import torch
 
 from .._io import progress_bar
-from ..sampling import data_kind, resolve_defaults, sample
+from ..defaults import data_kind, resolve_defaults
+from ..sampling import sample
 from ..schedules import SCHEDULES, check_times
 from ..solvers import get_solver
 from .distributed import Ranks, broadcast, gather, init_distributed

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from ..oracles import oracle_problem
-from ..sampling import data_kind
+from ..defaults import data_kind
 
 __all__ = ["FLOOR_REPLICATES", "Metric", "ORACLE_NAMES", "ORACLE_PREFIX", "SweepTarget", "oracle_target",
            "resolve_target", "tag_generator"]

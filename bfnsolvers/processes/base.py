@@ -58,6 +58,32 @@ class BFNProcess(ABC):
 
     #: Variance factor of one sender sample: y ~ N(alpha x0, c alpha I) (1 continuous, K discrete).
     sender_var: float = 1.0
+    #: The data type, "continuous", "discretised" or "discrete": which solvers apply (``SolverSpec.data``) and
+    #: the key of the measured defaults (``bfnsolvers.defaults.DEFAULTS``). Set by every concrete process.
+    kind: str
+
+    # --- the data type's shapes and readouts ---------------------------------
+    def state_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The state's shape for samples of ``shape`` (B, ...): the same (discrete data: + (K,))."""
+        return tuple(shape)
+
+    def sample_shape(self, state_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Inverse of ``state_shape``."""
+        return tuple(state_shape)
+
+    def readout(self, dist, how: str, generator=None) -> Tensor:
+        """Samples from the final output distribution: its mean, its mode, or a draw (``how``)."""
+        if how == "mean":
+            return dist.mean
+        if how == "mode":
+            return dist.mode
+        if how == "sample":
+            return dist.sample(generator)
+        raise ValueError(f"readout must be 'mean', 'mode' or 'sample', got {how!r}")
+
+    @abstractmethod
+    def state_readout(self, z: Tensor, t: Tensor) -> Tensor:
+        """Samples read from the final state without a network call."""
 
     # --- accuracy schedule (``self.schedule``, processes/accuracy.py) --------
     @abstractmethod

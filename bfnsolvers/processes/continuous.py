@@ -23,6 +23,7 @@ class ContinuousBFN(BFNProcess):
     """
 
     default_output_type = "eps"
+    kind = "continuous"
     sender_var = 1.0
 
     def __init__(self, sigma_1: float | None = None, x_range: tuple[float, float] | None = (-1.0, 1.0),
@@ -106,6 +107,11 @@ class ContinuousBFN(BFNProcess):
     # data and network output
     def to_x0(self, x: Tensor) -> Tensor:
         return x
+
+    def state_readout(self, z: Tensor, t: Tensor) -> Tensor:
+        """mu / gamma = z / a(t), clipped to ``x_range``."""
+        x = z / self.a(t).to(z.dtype)
+        return x if self.x_range is None else x.clamp(*self.x_range)
 
     def net_input(self, z: Tensor) -> Tensor:
         return z

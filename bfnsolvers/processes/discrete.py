@@ -28,6 +28,7 @@ class DiscreteBFN(BFNProcess):
     """
 
     default_output_type = "logits"
+    kind = "discrete"
 
     def __init__(self, beta_1: float | None = None, num_classes: int | None = None, *,
                  beta: AccuracySchedule | Callable[[Tensor], Tensor] | None = None):
@@ -111,6 +112,21 @@ class DiscreteBFN(BFNProcess):
         if x.numel() and (x.min() < 0 or x.max() >= self.num_classes):
             raise ValueError(f"x must hold class indices in [0, {self.num_classes}), got range [{x.min()}, {x.max()}]")
         return self.num_classes * F.one_hot(x.long(), self.num_classes).float() - 1
+
+    def state_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Class indices of ``shape`` (B, ...) have states of shape (B, ..., K)."""
+        return tuple(shape) + (self.num_classes,)
+
+    def sample_shape(self, state_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(state_shape)[:-1]
+
+    def readout(self, dist, how: str, generator=None) -> Tensor:
+        """Class indices: the mode ("mean" reads the mode too: classes have no mean), or a draw."""
+        return super().readout(dist, "mode" if how == "mean" else how, generator)
+
+    def state_readout(self, z: Tensor, t: Tensor) -> Tensor:
+        """argmax y."""
+        return z.argmax(-1)
 
     def net_input(self, z: Tensor) -> Tensor:
         """theta = softmax(y) (a sigmoid for K = 2)."""

@@ -22,6 +22,7 @@ class DiscretisedBFN(ContinuousBFN):
     """
 
     default_output_type = "eps_gaussian"
+    kind = "discretised"
 
     def __init__(self, sigma_1: float | None = None, num_bins: int | None = None, t_min: float = 1e-6, *,
                  beta: AccuracySchedule | Callable[[Tensor], Tensor] | None = None):

@@ -9,7 +9,6 @@ from torch import Tensor
 from .. import kernels
 
 from ..models import Denoiser
-from ..processes import DiscreteBFN
 from ..rng import PerSample
 from .common import Callback, NoiseSampler, default_noise, report
 
@@ -34,7 +33,7 @@ def bfn_sampler(model: Denoiser, z: Tensor, ts: Tensor, *, draw: Literal["sample
         raise ValueError(f"draw must be 'sample' or 'mode', got {draw!r}")
     process = model.process
     noise = noise_sampler or default_noise(generator)
-    fused = (isinstance(process, DiscreteBFN) and noise_sampler is None and draw == "sample"
+    fused = (process.kind == "discrete" and noise_sampler is None and draw == "sample"
              and not isinstance(generator, PerSample) and kernels.resolve_backend(z) == "triton")
     for i in range(len(ts) - 1):
         dist = model.output(z, ts[i])

@@ -26,7 +26,7 @@ from .common import Callback, NoiseSampler, default_noise, report
 
 
 def _check(model: Denoiser) -> DiscreteBFN:
-    if not isinstance(model.process, DiscreteBFN):
+    if model.process.kind != "discrete":
         raise ValueError(f"this solver is for discrete data (DiscreteBFN), got {model.process!r}")
     return model.process
 
