@@ -100,7 +100,8 @@ class BFNProcess(ABC):
         return b[1:] - b[:-1]
 
     def n_step_accuracies(self, n: int, dtype: torch.dtype = torch.float64) -> Tensor:
-        """alpha_i = beta(i/n) - beta((i-1)/n), i = 1..n (the n-step sampler's accuracies)."""
+        """alpha_i = beta(i/n) - beta((i-1)/n), i = 1..n (the n-step sampler's accuracies; public as the
+        textbook BFN quantity the tests check the SDE view against)."""
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}")
         return self.step_accuracies(torch.linspace(0, 1, n + 1, dtype=dtype))
@@ -139,11 +140,6 @@ class BFNProcess(ABC):
     @abstractmethod
     def sde_g2(self, t: TimeLike) -> Tensor:
         """Squared diffusion g^2 = d(s^2)/ds - 2 f s^2 of the noising SDE."""
-
-    def score(self, z: Tensor, x0_hat: Tensor, t: TimeLike) -> Tensor:
-        """Score of p(z_t) given the data prediction: -(z - a x0_hat) / s^2 (BFN-SDE Sec. 4)."""
-        t = expand_time(as_time(t), z)
-        return -(z - self.a(t) * x0_hat) / self.s(t) ** 2
 
     # --- data, flow and Bayesian updates ------------------------------------
     @abstractmethod

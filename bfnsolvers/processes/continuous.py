@@ -95,12 +95,13 @@ class ContinuousBFN(BFNProcess):
         return eta / (1 + self.beta(t)).to(eta.dtype)
 
     def bayesian_update(self, mu: Tensor, rho: Tensor | float, y: Tensor, alpha: Tensor | float) -> tuple[Tensor, Tensor | float]:
-        """rho' = rho + alpha, mu' = (rho mu + alpha y) / rho' (BFN eqs. 49-50)."""
+        """rho' = rho + alpha, mu' = (rho mu + alpha y) / rho' (BFN eqs. 49-50). Public as the textbook step in the
+        input-distribution parameters: the samplers use ``bayes_step`` on the SDE state, and tests check they agree."""
         rho_new = rho + alpha
         return (rho * mu + alpha * y) / rho_new, rho_new
 
     def sender_sample(self, x: Tensor, alpha: Tensor | float, generator: torch.Generator | None = None) -> Tensor:
-        """y ~ N(x, 1/alpha) (BFN eq. 86)."""
+        """y ~ N(x, 1/alpha) (BFN eq. 86; with ``bayesian_update``, the textbook sender step)."""
         noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         return x + noise / torch.as_tensor(alpha, dtype=x.dtype).sqrt()
 

@@ -96,11 +96,12 @@ class DiscreteBFN(BFNProcess):
         return eta
 
     def bayesian_update(self, theta: Tensor, y: Tensor) -> Tensor:
-        """theta' proportional to theta * exp(y) (BFN eq. 171), computed in log space."""
+        """theta' proportional to theta * exp(y) (BFN eq. 171), computed in log space. Public as the textbook step in the
+        input-distribution parameters: the samplers use ``bayes_step`` on the SDE state, and tests check they agree."""
         return torch.softmax(theta.clamp_min(1e-30).log() + y, -1)
 
     def sender_sample(self, x: Tensor, alpha: Tensor | float, generator: torch.Generator | None = None) -> Tensor:
-        """y ~ N(alpha (K e_x - 1), alpha K I) (BFN eq. 157)."""
+        """y ~ N(alpha (K e_x - 1), alpha K I) (BFN eq. 157; with ``bayesian_update``, the textbook sender step)."""
         x0 = self.to_x0(x)
         alpha = torch.as_tensor(alpha, dtype=x0.dtype)
         noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
