@@ -8,13 +8,8 @@ from torch import Tensor
 
 from . import kernels
 
+from .constants import bin_centres  # noqa: F401 (bfnsolvers.distributions.bin_centres)
 from .rng import PerSample, RandomSource, rand
-
-
-def bin_centres(num_bins: int, dtype: torch.dtype = torch.float32, device=None) -> Tensor:
-    """Centres k_c = (2k - 1)/K - 1, k = 1..K, of K equal bins on [-1, 1] (BFN eq. 88)."""
-    k = torch.arange(1, num_bins + 1, dtype=dtype, device=device)
-    return (2 * k - 1) / num_bins - 1
 
 
 def bin_index(x: Tensor, num_bins: int) -> Tensor:

@@ -327,8 +327,8 @@ def test_triton_discretised_distribution_dispatch(monkeypatch: pytest.MonkeyPatc
 
     mu_x, sigma_x, _ = _gaussian_params(500, 4)
     calls = []
-    original = kernels.dispatch._tk().discretised_gaussian
-    monkeypatch.setattr(kernels.dispatch._tk(), "discretised_gaussian", lambda *a: calls.append(1) or original(*a))
+    original = kernels.dispatch._triton_module().discretised_gaussian
+    monkeypatch.setattr(kernels.dispatch._triton_module(), "discretised_gaussian", lambda *a: calls.append(1) or original(*a))
     monkeypatch.setenv(kernels.ENV_VAR, "triton")
     fused = DiscretisedGaussian(mu_x, sigma_x, 64)
     mean, mode, smp = fused.mean, fused.mode, fused.sample(_gen(0))
@@ -538,8 +538,8 @@ def test_bfn_sampler_runs_the_fused_discrete_step(monkeypatch):
     trans = torch.rand(4, 4, generator=_gen(0)) + 0.2
     oracle = MarkovChainOracle(process, torch.ones(4), trans, 5)
     calls = []
-    original = kernels.dispatch._tk().discrete_bfn_step
-    monkeypatch.setattr(kernels.dispatch._tk(), "discrete_bfn_step", lambda *a: calls.append(1) or original(*a))
+    original = kernels.dispatch._triton_module().discrete_bfn_step
+    monkeypatch.setattr(kernels.dispatch._triton_module(), "discrete_bfn_step", lambda *a: calls.append(1) or original(*a))
 
     def statistics(backend: str) -> torch.Tensor:
         monkeypatch.setenv(kernels.ENV_VAR, backend)

@@ -6,6 +6,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from ..constants import T_MIN
 from ..distributions import Delta
 from .accuracy import AccuracySchedule, GravesContinuous, schedule_from
 from .base import T_FLOOR, BFNProcess, TimeLike, as_time, expand_time
@@ -27,7 +28,7 @@ class ContinuousBFN(BFNProcess):
     sender_var = 1.0
 
     def __init__(self, sigma_1: float | None = None, x_range: tuple[float, float] | None = (-1.0, 1.0),
-                 t_min: float = 1e-6, *, beta: AccuracySchedule | Callable[[Tensor], Tensor] | None = None):
+                 t_min: float = T_MIN, *, beta: AccuracySchedule | Callable[[Tensor], Tensor] | None = None):
         self.schedule = schedule_from(sigma_1, beta, "sigma_1", GravesContinuous)
         if x_range is not None and not (len(x_range) == 2 and x_range[0] < x_range[1]):
             raise ValueError(f"x_range must be None or (low, high) with low < high, got {x_range!r}")

@@ -10,7 +10,7 @@ from .. import kernels
 
 from ..models import Denoiser
 from ..rng import PerSample
-from .common import Callback, NoiseSampler, default_noise, report
+from .common import Callback, NoiseSampler, default_noise, notify
 
 
 @torch.no_grad()
@@ -38,11 +38,11 @@ def bfn_sampler(model: Denoiser, z: Tensor, ts: Tensor, *, draw: Literal["sample
     for i in range(len(ts) - 1):
         dist = model.output(z, ts[i])
         if fused:
-            report(callback, i, float(ts[i]), z, None)
+            notify(callback, i, float(ts[i]), z, None)
             alpha = float(process.beta(ts[i + 1]) - process.beta(ts[i]))
             z, _ = kernels.discrete_bfn_step(dist.logits, z, alpha, generator=generator)
             continue
         x0 = process.sample_to_x0(dist, generator) if draw == "sample" else process.to_x0(dist.mode)
-        report(callback, i, float(ts[i]), z, x0)
+        notify(callback, i, float(ts[i]), z, x0)
         z = process.bayes_step(z, x0, ts[i], ts[i + 1], noise(z))
     return z
