@@ -33,7 +33,7 @@ import torch  # noqa: E402
 from bfnsolvers.calibrate import calibrated_times, speed_profile  # noqa: E402
 from bfnsolvers.checkpoints import load_checkpoint  # noqa: E402
 from bfnsolvers.metrics import markov_bigram_tv, markov_nll_gap  # noqa: E402
-from bfnsolvers.models import Denoiser  # noqa: E402
+from bfnsolvers.denoiser import Denoiser  # noqa: E402
 from bfnsolvers.oracles import oracle_problem  # noqa: E402
 from bfnsolvers.processes import DiscreteBFN  # noqa: E402
 from bfnsolvers.bench import oracle_target, read_results, render_report, results_table, run_sweep  # noqa: E402

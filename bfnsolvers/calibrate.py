@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .models import Denoiser
+from .denoiser import Denoiser
 from .defaults import DEFAULTS
 from .processes import BFNProcess
 from .schedules import ScheduleName, get_times

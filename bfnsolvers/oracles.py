@@ -11,7 +11,7 @@ import math
 import torch
 from torch import Tensor
 
-from .metrics.oracle import gmm_log_prob, markov_entropy_rate
+from .metrics.oracle_metrics import gmm_log_prob, markov_entropy_rate
 from .processes import ContinuousBFN, DiscreteBFN, DiscretisedBFN
 from .processes.base import as_time
 

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from .defaults import (DEFAULT_SPAN, PUBLISHED_ETA, data_kind, default_final, default_schedule,  # noqa: F401
                        default_solver, default_t_start, resolve_defaults)
-from .models import Cond, Denoiser
+from .denoiser import Cond, Denoiser
 from .processes import BFNProcess
 from .rng import as_random_source, randn
 from .schedules import SCHEDULES, ScheduleName, check_times, get_times

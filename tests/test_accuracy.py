@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bfnsolvers import ContinuousBFN, DiscreteBFN, DiscretisedBFN
-from bfnsolvers.models import Denoiser
+from bfnsolvers.denoiser import Denoiser
 from bfnsolvers.oracles import GaussianMixtureOracle, MarkovChainOracle
 from bfnsolvers.processes.accuracy import (AccuracySchedule, CallableSchedule, ChemBFNDiscrete, GravesContinuous,
                                            GravesDiscrete)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from scipy import linalg
 
-from bfnsolvers.metrics.oracle import (
+from bfnsolvers.metrics.oracle_metrics import (
     gmm_nll,
     markov_bigram_probs,
     markov_bigram_tv,

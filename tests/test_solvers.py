@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from bfnsolvers import ContinuousBFN, DiscreteBFN, DiscretisedBFN
-from bfnsolvers.models import Denoiser
+from bfnsolvers.denoiser import Denoiser
 from bfnsolvers.oracles import DiscretisedOracle, GaussianMixtureOracle, MarkovChainOracle
 from bfnsolvers.sampling import plan_steps, sample
 from bfnsolvers.schedules import get_times

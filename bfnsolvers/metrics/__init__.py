@@ -1,7 +1,7 @@
-"""Sample-quality metrics: exact oracles (oracle), digits images (images), text (text)."""
+"""Sample-quality metrics: against exact oracles (oracle_metrics), digits images (images), text (text)."""
 
 from .images import digits_fd, frechet_distance, frechet_distance_gaussians, inception_fid, load_digits_classifier
-from .oracle import (
+from .oracle_metrics import (
     ModeCoverage,
     gmm_log_prob,
     gmm_nll,

@@ -8,7 +8,7 @@ from torch import Tensor
 
 from .. import kernels
 
-from ..models import Denoiser
+from ..denoiser import Denoiser
 from ..rng import PerSample
 from .common import Callback, NoiseSampler, default_noise, notify
 

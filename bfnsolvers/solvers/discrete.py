@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..models import Denoiser
+from ..denoiser import Denoiser
 from ..processes import DiscreteBFN
 from .common import Callback, NoiseSampler, default_noise, notify
 

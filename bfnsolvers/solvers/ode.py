@@ -10,7 +10,7 @@ import math
 import torch
 from torch import Tensor
 
-from ..models import Denoiser
+from ..denoiser import Denoiser
 from .common import Callback, notify, sde_coefficients
 
 

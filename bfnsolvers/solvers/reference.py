@@ -5,7 +5,7 @@ import torch
 from torch import Tensor
 from torchdiffeq import odeint
 
-from ..models import Denoiser
+from ..denoiser import Denoiser
 from .common import Callback, notify
 
 

@@ -6,7 +6,7 @@ import math
 import torch
 from torch import Tensor
 
-from ..models import Denoiser
+from ..denoiser import Denoiser
 from .common import Callback, NoiseSampler, default_noise, notify, sde_coefficients
 from .ode import step_order
 
