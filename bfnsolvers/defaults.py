@@ -22,7 +22,7 @@ PUBLISHED_ETA = {"continuous": 1e-2, "discrete": 1e-3}
 
 #: Default log-SNR span of the grid for continuous data: it starts where
 #: lambda = lambda(1) - DEFAULT_SPAN (t = 0.0011 for sigma_1 = 1e-3). Chosen among 8-11 on the GMM
-#: oracle (benchmarks/beyond.py: 8 and 9 equal within noise) and the digits model (NFE 10 digits FD,
+#: oracle (benchmarks/beyond/: 8 and 9 equal within noise) and the digits model (NFE 10 digits FD,
 #: ODE/SDE: span 8 163/129, span 9 117/108, span 10 115/119): see benchmarks/results/beyond.md.
 DEFAULT_SPAN = 9.0
 
