@@ -16,6 +16,9 @@ RNG), and Triton draws Philox noise from (``seed``, ``offset``): counter = offse
 element index, see `kernels.triton_kernels`. With ``seed=None`` a seed is drawn from
 ``generator``/the global torch RNG, so ``torch.manual_seed`` makes both reproducible.
 The two backends' own draws differ in value, not in distribution.
+
+Over 400 lines on purpose: six public functions, each mostly its argument checks and documented signature;
+the one dispatch step they share is ``_triton_launcher``.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Each ``*_ref`` function is deterministic given its pre-drawn noise and computes in
 float32 (float64 for float64 inputs), casting results back to the state's dtype.
 They are the ground truth the Triton kernels are tested against.
+Over 400 lines on purpose: one torch reference per Triton kernel, side by side with the low-memory paths, so
+that a kernel and its ground truth are read and changed together.
 ``discretised_output_chunked`` and ``discretised_gaussian_chunked`` are the low-memory torch
 paths used by dispatch off CUDA.
 """

@@ -12,6 +12,8 @@ the inverse-CDF uniform). A launch consumes counters [offset, offset + numel); a
 
 Importing this module imports triton: set TRITON_INTERPRET=1 *before* triton is first
 imported anywhere in the process to run these kernels on CPU tensors.
+
+Over 400 lines on purpose: the six kernels and their launchers share the Philox, softmax and erf helpers at the top.
 """
 
 from __future__ import annotations
