@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """The sampling hot loop on discretised data: the output distribution before (dense: every step builds
-the (..., K) bin tensor) and after (``kernels.discretised_gaussian``: no (..., K) tensor), at batch
+the (..., K) bin tensor) and after (``bfnsolvers.kernels.discretised_gaussian``: no (..., K) tensor), at batch
 16 x 3 x 32 x 32 with K = 256 bins, for the default solver (bfn-unipc3) and the original sampler (bfn).
 
 - Peak memory of one ``sample()`` call, each configuration in a fresh process: the kernel's peak-RSS
@@ -257,7 +257,7 @@ def write_report(path: Path, cmd: str, mem: list[dict], times: list[dict], means
           "Triton interpreter for correctness only).", "",
           "`dense` = the output distribution before this change (the (..., K) tensor at every step: the mean "
           "builds the (..., K-1) CDF; mode and sample read `centres`, which built the probabilities for their "
-          "dtype); `new` = `kernels.discretised_gaussian` (windowed erf sum for the mean in chunks of at most "
+          "dtype); `new` = `bfnsolvers.kernels.discretised_gaussian` (windowed erf sum for the mean in chunks of at most "
           "2^18 erf evaluations; sample: the quantile's bin verified by two CDF values, binary lifting where "
           "rounding makes that fail; O(1) mode). `continuous` = ContinuousBFN with the same "
           f"sigma_1 = sqrt(1e-3), solver, grid and state size. Solvers: default (`bfn-unipc3`, NFE "

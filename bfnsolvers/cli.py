@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from .defaults import FINALS
 from .schedules import SCHEDULES, parse_schedule  # noqa: F401 (parse_schedule: --schedule)
 
 DEFAULT_CHECKPOINT = "digits-continuous"
@@ -156,7 +157,7 @@ def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
                              "speed, bfnsolvers.calibrate) | comma-separated BFN times, e.g. 0.001,0.3,0.7,1 "
                              "(default: the solver's measured best)")
     parser.add_argument("--t-start", type=unit_time, default=None, help="first grid time (default: the solver's)")
-    parser.add_argument("--final", default=None, choices=["denoise", "state", "drop"],
+    parser.add_argument("--final", default=None, choices=FINALS,
                         help="last step (default: the solver's; 'denoise' with --schedule calibrated)")
     parser.add_argument("-n", "--num-samples", type=positive_int, default=64, help="samples to draw")
     parser.add_argument("--seed", type=seed_int, default=0, help="generator seed")

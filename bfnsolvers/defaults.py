@@ -12,10 +12,15 @@ from torch import Tensor
 
 from .processes import BFNProcess
 
-__all__ = ["DEFAULTS", "DEFAULT_SPAN", "KindDefaults", "PUBLISHED_ETA", "data_kind", "default_final",
+__all__ = ["DEFAULTS", "DEFAULT_SPAN", "FINALS", "KindDefaults", "PUBLISHED_ETA", "READOUTS", "data_kind", "default_final",
            "default_schedule", "default_solver", "default_t_start", "resolve_defaults"]
 
 Final = Literal["denoise", "state", "drop"]
+Readout = Literal["mean", "mode", "sample"]
+#: The final steps ``sample`` takes: "denoise" (a call at t = 1), "state" (read the state), "drop" (the readout
+#: at the last-but-one time); and the readouts of the final output distribution.
+FINALS: tuple[str, ...] = ("denoise", "state", "drop")
+READOUTS: tuple[str, ...] = ("mean", "mode", "sample")
 
 #: Start times of the published BFN-Solvers (CIFAR-10 and text8 configs): eta.
 PUBLISHED_ETA = {"continuous": 1e-2, "discrete": 1e-3}

@@ -83,7 +83,7 @@ class DiscretisedGaussian(BinDistribution):
 
     Bin k has mass p_k = F(e_k) - F(e_{k-1}), F the Gaussian CDF at the edges e_j = -1 + 2j/K,
     F(e_0) = 0, F(e_K) = 1. mean, mode and sample never build the (..., K) tensor
-    (``kernels.discretised_gaussian``: the fused Triton kernel on CUDA, a chunked torch path elsewhere):
+    (``bfnsolvers.kernels.discretised_gaussian``: the fused Triton kernel on CUDA, a chunked torch path elsewhere):
     mean = sum_k p_k k_c = -(1/K) sum_{j=1}^{K-1} erf((e_j - mu) / (sqrt2 sigma)); mode = the bin of
     largest mass; sample = the bin #{j: F(e_j) <= u}, u ~ U[0, 1). Only ``probs`` (asked explicitly,
     e.g. by losses) builds it; ``log_prob`` reads two CDF values per element.

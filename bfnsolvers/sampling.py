@@ -4,21 +4,19 @@ from __future__ import annotations
 import inspect
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Literal, Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
 
-from .defaults import (DEFAULT_SPAN, PUBLISHED_ETA, data_kind, default_final, default_schedule,  # noqa: F401
-                       default_solver, default_t_start, resolve_defaults)
+from .defaults import (DEFAULT_SPAN, FINALS, PUBLISHED_ETA, READOUTS, Final, Readout, data_kind,  # noqa: F401
+                       default_final, default_schedule, default_solver, default_t_start, resolve_defaults)
 from .denoiser import Cond, Denoiser
 from .processes import BFNProcess
 from .rng import as_random_source, randn
 from .schedules import SCHEDULES, ScheduleName, check_times, get_times
 from .solvers import get_solver
 
-Final = Literal["denoise", "state", "drop"]
-Readout = Literal["mean", "mode", "sample"]
 
 @dataclass
 class SampleInfo:
@@ -189,9 +187,9 @@ def sample(model: Callable | Denoiser, process: BFNProcess, solver: str | None =
     kind = data_kind(process)
     if kind not in spec.data:
         raise ValueError(f"solver {solver!r} supports {spec.data} data, not {kind}")
-    if final not in ("denoise", "state", "drop"):
+    if final not in FINALS:
         raise ValueError(f"final must be 'denoise', 'state' or 'drop', got {final!r}")
-    if readout_as not in ("mean", "mode", "sample"):
+    if readout_as not in READOUTS:
         raise ValueError(f"readout_as must be 'mean', 'mode' or 'sample', got {readout_as!r}")
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating torch dtype (e.g. torch.float32), got {dtype!r}")

@@ -13,7 +13,7 @@ sample, so every solver and the original sampler take this choice on discretised
 Random numbers: pass pre-drawn noise (``z``, ``gumbel``, ``u``) to get identical
 results from both backends. Otherwise torch draws from ``generator`` (or the global
 RNG), and Triton draws Philox noise from (``seed``, ``offset``): counter = offset + flat
-element index, see `kernels.triton_kernels`. With ``seed=None`` a seed is drawn from
+element index, see `bfnsolvers.kernels.triton_kernels`. With ``seed=None`` a seed is drawn from
 ``generator``/the global torch RNG, so ``torch.manual_seed`` makes both reproducible.
 The two backends' own draws differ in value, not in distribution.
 

@@ -1,7 +1,7 @@
-"""Triton kernels for the per-step hot loop (imported lazily by `kernels.dispatch`).
+"""Triton kernels for the per-step hot loop (imported lazily by `bfnsolvers.kernels.dispatch`).
 
 All arithmetic is float32; loads accept any float dtype and stores cast to the output
-dtype. Launchers expect validated, contiguous inputs (see `kernels.dispatch`).
+dtype. Launchers expect validated, contiguous inputs (see `bfnsolvers.kernels.dispatch`).
 
 Random numbers (when no pre-drawn noise is passed): Philox-4x32 keyed by `seed`, one
 counter per element, counter = offset + flat element index (row-major over the output).

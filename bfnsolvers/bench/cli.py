@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ..defaults import data_kind
+from ..defaults import FINALS, READOUTS, data_kind
 from ..schedules import parse_schedule
 from ..solvers import SOLVERS
 from .report import REPORT_FILE, render_report
@@ -62,9 +62,9 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--schedule", default=None, type=_sweep_schedule,
                         help="time grid: uniform | logsnr | quadratic | quadratic-start, or comma-separated BFN times "
                              "(default: sample()'s)")
-    parser.add_argument("--final", default=None, choices=("denoise", "state", "drop"), help="last step (default: sample()'s)")
+    parser.add_argument("--final", default=None, choices=FINALS, help="last step (default: sample()'s)")
     parser.add_argument("--t-start", type=float, default=None, help="first grid time (default: per solver)")
-    parser.add_argument("--readout", default=None, choices=("mean", "mode", "sample"), help="final readout")
+    parser.add_argument("--readout", default=None, choices=READOUTS, help="final readout")
     parser.add_argument("--dtype", default=None, choices=sorted(DTYPES), help="sampling dtype (default: sample()'s)")
     parser.add_argument("--extra-config", action="append", type=_json_config, default=[], metavar="JSON",
                         help='additional config besides the default one, e.g. \'{"name": "uniform", "schedule": '

@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from .._io import progress_bar
-from ..defaults import data_kind, resolve_defaults
+from ..defaults import FINALS, READOUTS, data_kind, resolve_defaults
 from ..sampling import sample
 from ..schedules import SCHEDULES, check_times
 from ..solvers import get_solver
@@ -101,9 +101,6 @@ def _check_out_dir(out_dir: Any) -> Path:
     return out
 
 
-_READOUTS = ("mean", "mode", "sample")
-
-
 def _check_sample_kwargs(kw: dict, where: str) -> None:
     """The sample() arguments of a cell, checked before any cell runs (``where``: the config named in errors)."""
     schedule = kw["schedule"]
@@ -118,10 +115,10 @@ def _check_sample_kwargs(kw: dict, where: str) -> None:
     t = kw["t_start"]
     if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t) or not 0 <= t < 1:
         raise ValueError(f"t_start{where}: expected a finite number in [0, 1), got {t!r}")
-    if kw["final"] not in ("denoise", "state", "drop"):
+    if kw["final"] not in FINALS:
         raise ValueError(f"final{where}: expected 'denoise', 'state' or 'drop', got {kw['final']!r}")
-    if kw["readout"] not in _READOUTS:
-        raise ValueError(f"readout{where}: expected one of {list(_READOUTS)}, got {kw['readout']!r}")
+    if kw["readout"] not in READOUTS:
+        raise ValueError(f"readout{where}: expected one of {list(READOUTS)}, got {kw['readout']!r}")
 
 
 def _check_solver_options(spec: Any, options: dict, config_name: str) -> None:

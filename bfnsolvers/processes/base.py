@@ -206,6 +206,9 @@ class BFNProcess(ABC):
         """x0 of one sample of the output distribution (used by the original sampler)."""
 
     def _predict(self, model: Callable, z: Tensor, t: Tensor):
+        """The output distribution of a bare network call, for the training losses: ``Denoiser.output`` without
+        the sampling options (guidance, temperature, class masks, constraints, NFE count); processes sit below
+        ``bfnsolvers.denoiser``, which imports them."""
         output = model(self.net_input(z), t)
         return self.output_distribution(output, z, t, getattr(model, "output_type", self.default_output_type))
 

@@ -26,7 +26,7 @@ def bfn_sampler(model: Denoiser, z: Tensor, ts: Tensor, *, draw: Literal["sample
     token at each step); it changes the sampled distribution.
 
     Discrete data on the Triton backend (CUDA tensors, or BFNSOLVERS_KERNELS=triton) runs each step
-    as one fused kernel, ``kernels.discrete_bfn_step`` (Gumbel-max class, sender sample, update;
+    as one fused kernel, ``bfnsolvers.kernels.discrete_bfn_step`` (Gumbel-max class, sender sample, update;
     Philox noise seeded from ``generator``); the callback then gets x0 = None.
     """
     if draw not in ("sample", "mode"):
