@@ -62,6 +62,14 @@ class BFNProcess(ABC):
     #: the key of the measured defaults (``bfnsolvers.defaults.DEFAULTS``). Set by every concrete process.
     kind: str
 
+    #: Names of the hyper-parameters that ``hparams`` reports (those the process has: a Graves parameter such
+    #: as sigma_1 or beta_1 exists only on the Graves schedule).
+    hparam_names: tuple[str, ...] = ()
+
+    def hparams(self) -> dict:
+        """The process's hyper-parameters by name (what an exported checkpoint records)."""
+        return {k: getattr(self, k) for k in self.hparam_names if hasattr(self, k)}
+
     # --- the data type's shapes and readouts ---------------------------------
     def state_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         """The state's shape for samples of ``shape`` (B, ...): the same (discrete data: + (K,))."""

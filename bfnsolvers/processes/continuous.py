@@ -25,6 +25,7 @@ class ContinuousBFN(BFNProcess):
 
     default_output_type = "eps"
     kind = "continuous"
+    hparam_names = ("sigma_1",)
     sender_var = 1.0
 
     def __init__(self, sigma_1: float | None = None, x_range: tuple[float, float] | None = (-1.0, 1.0),

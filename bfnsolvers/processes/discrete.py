@@ -29,6 +29,7 @@ class DiscreteBFN(BFNProcess):
 
     default_output_type = "logits"
     kind = "discrete"
+    hparam_names = ("beta_1", "num_classes")
 
     def __init__(self, beta_1: float | None = None, num_classes: int | None = None, *,
                  beta: AccuracySchedule | Callable[[Tensor], Tensor] | None = None):

@@ -24,6 +24,7 @@ class DiscretisedBFN(ContinuousBFN):
 
     default_output_type = "eps_gaussian"
     kind = "discretised"
+    hparam_names = ("sigma_1", "num_bins")
 
     def __init__(self, sigma_1: float | None = None, num_bins: int | None = None, t_min: float = T_MIN, *,
                  beta: AccuracySchedule | Callable[[Tensor], Tensor] | None = None):

@@ -52,11 +52,7 @@ def official_init(model: nn.Module) -> nn.Module:
 
 def process_hparams(process: Any) -> dict:
     """JSON-able description of a process: class name and hyper-parameters."""
-    out: dict[str, Any] = {"class": type(process).__name__}
-    for key in ("sigma_1", "num_bins", "beta_1", "num_classes"):
-        if hasattr(process, key):
-            out[key] = getattr(process, key)
-    return out
+    return {"class": type(process).__name__, **process.hparams()}
 
 
 def _build(config: TrainConfig):
