@@ -41,6 +41,7 @@ from bfnsolvers import ContinuousBFN, kernels  # noqa: E402
 from bfnsolvers import ContinuousBFN, DiscretisedBFN  # noqa: E402
 from bfnsolvers.distributions import BinDistribution, bin_index  # noqa: E402
 from bfnsolvers.processes import discretised as discretised_module  # noqa: E402
+from bfnsolvers.bench.provenance import proc_status_bytes  # noqa: E402
 from bfnsolvers.sampling import sample  # noqa: E402
 
 SHAPE = (16, 3, 32, 32)
@@ -107,10 +108,7 @@ def run_sample(kind: str, solver: str | None, nfe: int, shape: tuple[int, ...], 
 # peak memory (fresh process per configuration)
 # ----------------------------------------------------------------------------------------
 def _vm_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
+    return proc_status_bytes(field) // 1024
 
 
 def mem_child(spec: str) -> None:

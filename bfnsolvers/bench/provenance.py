@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["PeakMemory", "machine", "versions"]
+__all__ = ["PeakMemory", "machine", "proc_status_bytes", "versions"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -96,5 +96,12 @@ class PeakMemory:
 
     @staticmethod
     def _status(field_name: str) -> int:
-        text = Path("/proc/self/status").read_text()
-        return int(re.search(rf"{field_name}:\s+(\d+)", text).group(1)) * 1024
+        return proc_status_bytes(field_name)
+
+
+def proc_status_bytes(field_name: str) -> int:
+    """A memory field of Linux ``/proc/self/status`` (VmRSS, VmHWM, ...) in bytes."""
+    match = re.search(rf"{field_name}:\s+(\d+)", Path("/proc/self/status").read_text())
+    if match is None:
+        raise RuntimeError(f"{field_name} not in /proc/self/status")
+    return int(match.group(1)) * 1024
