@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The text checkpoint gets the original sampler only (re-run for the 8000-step checkpoint); the discrete
-# solvers are compared on it at NFE 4-20 by `python benchmarks/beyond.py models`.
+# solvers are compared on it at NFE 4-20 by `python -m benchmarks.beyond models`.
 UNIFORM='{"name": "uniform", "schedule": "uniform", "solvers": ["bfn"]}'
 for spec in "digits-continuous bfn,bfn-solver2,bfn-solver++2,bfn-solver++3,sde-bfn-solver++2" "text-discrete bfn"; do
   set -- $spec

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """The sampling hot loop on discretised data: the output distribution before (dense: every step builds
-the (..., K) bin tensor) and after (``kernels.discretised_gaussian``: no (..., K) tensor), at batch
+the (..., K) bin tensor) and after (``bfnsolvers.kernels.discretised_gaussian``: no (..., K) tensor), at batch
 16 x 3 x 32 x 32 with K = 256 bins, for the default solver (bfn-unipc3) and the original sampler (bfn).
 
 - Peak memory of one ``sample()`` call, each configuration in a fresh process: the kernel's peak-RSS
@@ -32,16 +32,16 @@ from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
 _ROOT = _HERE.parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_ROOT))
 
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-import kernels  # noqa: E402
+from bfnsolvers import ContinuousBFN, kernels  # noqa: E402
 from bfnsolvers import ContinuousBFN, DiscretisedBFN  # noqa: E402
 from bfnsolvers.distributions import BinDistribution, bin_index  # noqa: E402
 from bfnsolvers.processes import discretised as discretised_module  # noqa: E402
+from bfnsolvers.bench.provenance import proc_status_bytes  # noqa: E402
 from bfnsolvers.sampling import sample  # noqa: E402
 
 SHAPE = (16, 3, 32, 32)
@@ -108,10 +108,7 @@ def run_sample(kind: str, solver: str | None, nfe: int, shape: tuple[int, ...], 
 # peak memory (fresh process per configuration)
 # ----------------------------------------------------------------------------------------
 def _vm_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
+    return proc_status_bytes(field) // 1024
 
 
 def mem_child(spec: str) -> None:
@@ -258,7 +255,7 @@ def write_report(path: Path, cmd: str, mem: list[dict], times: list[dict], means
           "Triton interpreter for correctness only).", "",
           "`dense` = the output distribution before this change (the (..., K) tensor at every step: the mean "
           "builds the (..., K-1) CDF; mode and sample read `centres`, which built the probabilities for their "
-          "dtype); `new` = `kernels.discretised_gaussian` (windowed erf sum for the mean in chunks of at most "
+          "dtype); `new` = `bfnsolvers.kernels.discretised_gaussian` (windowed erf sum for the mean in chunks of at most "
           "2^18 erf evaluations; sample: the quantile's bin verified by two CDF values, binary lifting where "
           "rounding makes that fail; O(1) mode). `continuous` = ContinuousBFN with the same "
           f"sigma_1 = sqrt(1e-3), solver, grid and state size. Solvers: default (`bfn-unipc3`, NFE "

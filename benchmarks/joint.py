@@ -13,20 +13,18 @@ Grid rules: also the noise-free trajectory error max |z(1) - z_dopri5(1)| from 2
 """
 from __future__ import annotations
 
+import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from bfnsolvers.joint import assign_to_molecules, assignment_chi2, joint_oracle_problem, sample_joint  # noqa: E402
-from bfnsolvers.joint.geometry import node_noise  # noqa: E402
-from bfnsolvers.joint.oracle import coordinate_sliced_w2, jitter_ratio  # noqa: E402
+from bfnsolvers.joint import assign_to_molecules, assignment_chi2, joint_oracle_problem, sample_joint
+from bfnsolvers.joint.geometry import node_noise
+from bfnsolvers.joint.oracle import coordinate_sliced_w2, jitter_ratio
 
 OUT = Path(__file__).resolve().parent / "results" / "joint"
 B, SEEDS = 4000, (0, 1)
@@ -197,7 +195,11 @@ def report(records: list[dict]) -> str:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["report"]:          # re-render report.md from results.jsonl
+    parser = argparse.ArgumentParser(description="Joint BFN benchmark on the molecule-mixture oracle "
+                                     f"(writes {OUT.relative_to(OUT.parents[2])}/results.jsonl and report.md)")
+    parser.add_argument("command", nargs="?", choices=["run", "report"], default="run",
+                        help="run: measure everything (~10 min on one thread); report: re-render report.md from results.jsonl")
+    if parser.parse_args().command == "report":
         recs = [json.loads(line) for line in (OUT / "results.jsonl").read_text().splitlines()]
         (OUT / "report.md").write_text(report(recs))
     else:

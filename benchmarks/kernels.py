@@ -31,15 +31,12 @@ from typing import Callable, Optional
 
 _HERE = Path(__file__).resolve().parent
 _ROOT = _HERE.parent
-# Run as a script, this file's folder would come first on sys.path and `import kernels`
-# would import this very file; put the repository root there instead.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_ROOT))
 
 import torch  # noqa: E402
 
-import kernels  # noqa: E402
-from kernels import reference as ref  # noqa: E402
+from bfnsolvers import kernels  # noqa: E402
+from bfnsolvers.bench.provenance import proc_status_bytes  # noqa: E402
+from bfnsolvers.kernels import reference as ref  # noqa: E402
 
 MEM_SHAPE = (16, 3, 32, 32)
 MEM_K = 256
@@ -210,10 +207,7 @@ def run_case(case: Case, device: str, copy_bw: float, skip_compile: bool) -> lis
 
 
 def _vm_kib(field_name: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field_name + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field_name} not in /proc/self/status")
+    return proc_status_bytes(field_name) // 1024
 
 
 def mem_child(variant: str) -> None:

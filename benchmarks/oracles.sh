@@ -14,7 +14,7 @@ UNIFORM='{"name": "uniform", "schedule": "uniform", "solvers": ["bfn"]}'
 for spec in "gmm 2000" "discretised 2000" "markov 1000"; do
   set -- $spec
   out="benchmarks/results/oracles-$1"
-  python -m bfnsolvers.sweep --checkpoint "oracle:$1" --solvers all --nfe "$NFE" --samples "$2" --seed 0 \
+  python -m bfnsolvers sweep --checkpoint "oracle:$1" --solvers all --nfe "$NFE" --samples "$2" --seed 0 \
     --batch-size 1000 --threads 1 --extra-config "$UNIFORM" --out "$out" --allow-errors  # midpoint: error cells at even NFE
-  python -m bfnsolvers.report "$out"
+  python -m bfnsolvers report "$out"
 done

@@ -3,7 +3,7 @@ from . import adapters
 from .calibrate import calibrated_times, speed_profile
 from .constraints import CentreOfMass, Inpaint
 from .checkpoints import PRESETS, CheckpointError, load_checkpoint
-from .models import Denoiser
+from .denoiser import Denoiser
 from .processes import (AccuracySchedule, BFNProcess, CallableSchedule, ChemBFNDiscrete, ContinuousBFN, DiscreteBFN,
                         DiscretisedBFN, GravesContinuous, GravesDiscrete)
 from .sampling import SampleInfo, sample

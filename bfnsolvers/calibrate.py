@@ -15,8 +15,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .models import Denoiser
-from .processes import BFNProcess, DiscreteBFN
+from .denoiser import Denoiser
+from .defaults import DEFAULTS
+from .processes import BFNProcess
 from .schedules import ScheduleName, get_times
 from .solvers import get_solver
 
@@ -43,11 +44,10 @@ def speed_profile(model: Callable | Denoiser, process: BFNProcess, shape: Sequen
         raise ValueError(f"steps must be an integer >= 4 (pilot grid), got {steps!r}")
     if not 0 < t_start < 1:
         raise ValueError(f"t_start must lie in (0, 1): the pilot ODE starts there, got {t_start!r}")
-    discrete = isinstance(process, DiscreteBFN)
-    schedule = schedule or ("uniform" if discrete else "logsnr")
+    schedule = schedule or DEFAULTS[process.kind].schedule
     times = get_times(schedule, steps, process, t_start)
     denoiser = model if isinstance(model, Denoiser) else Denoiser(model, process)
-    state_shape = tuple(shape) + ((process.num_classes,) if discrete else ())
+    state_shape = process.state_shape(shape)
     z = process.prior_state(state_shape, times[0], generator, dtype, device)
     x0s: list[Tensor] = []
     def on_step(info: dict) -> None:
@@ -55,7 +55,7 @@ def speed_profile(model: Callable | Denoiser, process: BFNProcess, shape: Sequen
         if progress is not None:
             progress(min(len(x0s), steps), steps)
 
-    get_solver("bfn-unipc3-t" if discrete else "bfn-unipc3")(denoiser, z, times, callback=on_step)
+    get_solver(DEFAULTS[process.kind].ode_solver)(denoiser, z, times, callback=on_step)
     change = torch.stack([(b - a).abs().mean() for a, b in zip(x0s[:-1], x0s[1:])]).double().cpu()
     change = torch.cat([change, change[-1:]])          # the last step has no later prediction: repeat its neighbour
     return SpeedProfile(times.cpu(), change * steps)

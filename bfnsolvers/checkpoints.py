@@ -13,6 +13,9 @@ output size; a discretised UNetVDM is assumed to use 256 bins, so pass
 ``config="cifar10-discretised-16"`` for the 16-bin model). Every mismatch
 raises one :class:`CheckpointError` listing the differences, before anything
 is loaded.
+
+Over 400 lines on purpose: the official presets, the key/shape recogniser and the three readers (.pt,
+.safetensors, YAML) are one contract with the official code; tests/test_checkpoints.py checks it as a whole.
 """
 
 from __future__ import annotations
@@ -52,58 +55,59 @@ class CheckpointError(ValueError):
 # --------------------------------------------------------------------------- presets
 
 
-def _entry(class_name: str, **parameters: Any) -> dict:
+def entry(class_name: str, **parameters: Any) -> dict:
+    """One official-schema config entry, {"class_name": ..., "parameters": {...}} (the training recipes use it too)."""
     return {"class_name": class_name, "parameters": parameters}
 
 
 def _cifar10(output_height: int, min_variance: float, factory: dict) -> dict:
     return {
-        "net": _entry(
+        "net": entry(
             "UNetVDM", embedding_dim=128, n_blocks=32, n_attention_heads=1, dropout_prob=0.1,
             norm_groups=32, input_channels=3, use_fourier_features=True,
             attention_everywhere=False, image_size=32,
         ),
-        "input_adapter": _entry(
+        "input_adapter": entry(
             "FourierImageInputAdapter", input_channels=3, input_shape=[32, 32], output_height=3,
             add_pos_feats=False, add_mask=False,
         ),
-        "output_adapter": _entry("OutputAdapter", input_height=131, output_channels=3, output_height=output_height),
-        "bayesian_flow": _entry("CtsBayesianFlow", min_variance=min_variance),
-        "loss": _entry("CtsBayesianFlowLoss", noise_pred=True),
+        "output_adapter": entry("OutputAdapter", input_height=131, output_channels=3, output_height=output_height),
+        "bayesian_flow": entry("CtsBayesianFlow", min_variance=min_variance),
+        "loss": entry("CtsBayesianFlowLoss", noise_pred=True),
         "distribution_factory": factory,
     }
 
 
 _MNIST = {
-    "net": _entry(
+    "net": entry(
         "UNetModel", image_size=28, in_channels=2, model_channels=128, out_channels=128,
         num_res_blocks=2, attention_resolutions=[8, 16], dropout=0.5, channel_mult=[1, 2, 2],
         conv_resample=True, dims=2, num_heads=4, num_heads_upsample=-1, project_input=True, skip=True,
     ),
-    "input_adapter": _entry(
+    "input_adapter": entry(
         "FourierImageInputAdapter", input_channels=1, input_shape=[28, 28], output_height=2, add_pos_feats=False
     ),
-    "output_adapter": _entry("OutputAdapter", input_height=256, output_channels=1, output_height=1),
-    "bayesian_flow": _entry("DiscreteBayesianFlow", n_classes=2, max_sqrt_beta=3, discretize=False),
-    "loss": _entry("DiscreteBayesianFlowLoss"),
-    "distribution_factory": _entry("BernoulliFactory"),
+    "output_adapter": entry("OutputAdapter", input_height=256, output_channels=1, output_height=1),
+    "bayesian_flow": entry("DiscreteBayesianFlow", n_classes=2, max_sqrt_beta=3, discretize=False),
+    "loss": entry("DiscreteBayesianFlowLoss"),
+    "distribution_factory": entry("BernoulliFactory"),
 }
 
 _TEXT8 = {
-    "net": _entry("GPT", vocab_size=27, n_layer=24, n_head=12, n_embd=768, dropout=0.0, skip=True, bias=True),
-    "input_adapter": _entry("TextInputAdapter", vocab_size=27, seq_len=256, output_size=768, learn_pos_embedding=False),
+    "net": entry("GPT", vocab_size=27, n_layer=24, n_head=12, n_embd=768, dropout=0.0, skip=True, bias=True),
+    "input_adapter": entry("TextInputAdapter", vocab_size=27, seq_len=256, output_size=768, learn_pos_embedding=False),
     "output_adapter": None,
-    "bayesian_flow": _entry("DiscreteBayesianFlow", n_classes=27, max_sqrt_beta=0.75),
-    "loss": _entry("DiscreteBayesianFlowLoss"),
-    "distribution_factory": _entry("CategoricalFactory"),
+    "bayesian_flow": entry("DiscreteBayesianFlow", n_classes=27, max_sqrt_beta=0.75),
+    "loss": entry("DiscreteBayesianFlowLoss"),
+    "distribution_factory": entry("CategoricalFactory"),
 }
 
 #: ``model:`` dicts of the official configs (nnaisense/bayesian-flow-networks ``configs/``).
 PRESETS: dict[str, dict] = {
-    "cifar10-continuous-256": _cifar10(1, 1e-6, _entry("DeltaFactory")),
-    "cifar10-continuous-16": _cifar10(1, 1e-3, _entry("DeltaFactory")),
-    "cifar10-discretised-256": _cifar10(2, 1e-6, _entry("DiscretizedNormalFactory", num_bins=256, clip=True)),
-    "cifar10-discretised-16": _cifar10(2, 1e-3, _entry("DiscretizedNormalFactory", num_bins=16, clip=True)),
+    "cifar10-continuous-256": _cifar10(1, 1e-6, entry("DeltaFactory")),
+    "cifar10-continuous-16": _cifar10(1, 1e-3, entry("DeltaFactory")),
+    "cifar10-discretised-256": _cifar10(2, 1e-6, entry("DiscretizedNormalFactory", num_bins=256, clip=True)),
+    "cifar10-discretised-16": _cifar10(2, 1e-3, entry("DiscretizedNormalFactory", num_bins=16, clip=True)),
     "mnist-discrete": _MNIST,
     "text8-discrete": _TEXT8,
 }

@@ -16,7 +16,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from .schedules import SCHEDULES
+from .defaults import FINALS
+from .schedules import SCHEDULES, parse_schedule  # noqa: F401 (parse_schedule: --schedule)
 
 DEFAULT_CHECKPOINT = "digits-continuous"
 #: Network calls of a run on a named or calibrated grid when --nfe is not given.
@@ -51,33 +52,6 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 # --------------------------------------------------------------------------- argument types
-
-
-def parse_schedule(text: str) -> str | list[float]:
-    """``--schedule``: a named grid, ``calibrated``, or comma-separated BFN times (e.g. ``0.001,0.3,0.7,1``)."""
-    text = str(text).strip()
-    if text in SCHEDULES or text == "calibrated":
-        return text
-    if "," in text or _is_number(text):
-        try:
-            times = [float(v) for v in text.split(",") if v.strip()]
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a named grid or comma-separated times, got {text!r}") from None
-        if len(times) < 2 or any(not math.isfinite(t) or not 0 <= t <= 1 for t in times) or any(
-                b <= a for a, b in zip(times, times[1:])):
-            raise argparse.ArgumentTypeError(
-                f"times must be at least 2 finite values increasing strictly inside [0, 1] (BFN time), got {text!r}")
-        return times
-    raise argparse.ArgumentTypeError(f"expected one of {', '.join((*SCHEDULES, 'calibrated'))} or comma-separated "
-                                     f"times such as 0.001,0.3,0.7,1; got {text!r}")
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 def positive_int(text: str) -> int:
@@ -183,7 +157,7 @@ def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
                              "speed, bfnsolvers.calibrate) | comma-separated BFN times, e.g. 0.001,0.3,0.7,1 "
                              "(default: the solver's measured best)")
     parser.add_argument("--t-start", type=unit_time, default=None, help="first grid time (default: the solver's)")
-    parser.add_argument("--final", default=None, choices=["denoise", "state", "drop"],
+    parser.add_argument("--final", default=None, choices=FINALS,
                         help="last step (default: the solver's; 'denoise' with --schedule calibrated)")
     parser.add_argument("-n", "--num-samples", type=positive_int, default=64, help="samples to draw")
     parser.add_argument("--seed", type=seed_int, default=0, help="generator seed")
@@ -214,6 +188,7 @@ def _calibrated_schedule(model: Any, process: Any, solver: str, nfe: int, final:
 def run_sample(args: argparse.Namespace) -> int:
     """``bfnsolvers sample``: draw samples, write an image grid (PNG) or text (one sample a line)."""
     from .checkpoints import load_checkpoint
+    from .defaults import DEFAULTS
     from .sampling import data_kind, default_final, default_t_start, plan_steps, sample
     from .solvers import get_solver
 
@@ -223,12 +198,12 @@ def run_sample(args: argparse.Namespace) -> int:
     model, process = load_checkpoint(args.checkpoint, args.config, device=device)
     kind = data_kind(process)
     text = kind == "discrete" and len(getattr(model, "data_shape", ())) == 2
-    shape = (args.num_samples,) + tuple(model.data_shape[:-1] if kind == "discrete" else model.data_shape)
+    shape = (args.num_samples,) + process.sample_shape(tuple(model.data_shape))
     generator = torch.Generator(device).manual_seed(args.seed)
     progress = not args.no_progress
     solver, schedule, final = args.solver, args.schedule, args.final
     if schedule == "calibrated":
-        solver = solver or ("bfn-unipc3-t" if kind == "discrete" else "bfn-unipc3")  # an ODE solver, as advised
+        solver = solver or DEFAULTS[kind].ode_solver  # an ODE solver, as advised
         get_solver(solver)
         final = final or "denoise"
         t_start = args.t_start if args.t_start is not None else default_t_start(process, solver)
@@ -306,9 +281,8 @@ def run_solvers(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``bfnsolvers`` parser with its subcommands."""
-    from .report import add_report_arguments
-    from .sweep import add_sweep_arguments
-    from .train import add_train_arguments
+    from .bench.cli import add_report_arguments, add_sweep_arguments
+    from .train.cli import add_train_arguments
 
     parser = _Parser(prog="bfnsolvers", formatter_class=_Formatter,
                      description="Fast samplers for Bayesian Flow Networks. Without a subcommand: sample "
@@ -336,7 +310,7 @@ def _one_line(exc: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 a sweep with failed cells, 2 a user error)."""
     from .checkpoints import CheckpointError
-    from .sweep import SweepLockedError
+    from .bench.results import SweepLockedError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
@@ -364,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from .train import run_train
+    from .train.cli import run_train
 
     check_device(args.device)
     run_train(args)
@@ -372,7 +346,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
-    from .sweep import run_sweep_cli
+    from .bench.cli import run_sweep_cli
 
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"threads: expected a positive integer, got {args.threads}")
@@ -381,7 +355,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    from .report import run_report_cli
+    from .bench.cli import run_report_cli
 
     return run_report_cli(args)
 

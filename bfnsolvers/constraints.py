@@ -13,7 +13,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from .processes import BFNProcess, DiscreteBFN
+from .processes import BFNProcess
 from .processes.base import expand_time
 from .rng import randn
 
@@ -38,7 +38,7 @@ class Inpaint:
             raise ValueError("known must be a tensor and mask a bool tensor (True where the value is known)")
         if mask.shape != known.shape:
             raise ValueError(f"mask must have known's shape {tuple(known.shape)}, got {tuple(mask.shape)}")
-        self.discrete = isinstance(process, DiscreteBFN)
+        self.discrete = process.kind == "discrete"
         mode = ("pin" if self.discrete else "flow") if mode is None else mode
         if mode not in ("flow", "pin"):
             raise ValueError(f"mode must be 'flow' or 'pin', got {mode!r}")

@@ -6,15 +6,10 @@ import math
 import torch
 from torch import Tensor
 
-import kernels
+from . import kernels
 
+from .constants import bin_centres  # noqa: F401 (bfnsolvers.distributions.bin_centres)
 from .rng import PerSample, RandomSource, rand
-
-
-def bin_centres(num_bins: int, dtype: torch.dtype = torch.float32, device=None) -> Tensor:
-    """Centres k_c = (2k - 1)/K - 1, k = 1..K, of K equal bins on [-1, 1] (BFN eq. 88)."""
-    k = torch.arange(1, num_bins + 1, dtype=dtype, device=device)
-    return (2 * k - 1) / num_bins - 1
 
 
 def bin_index(x: Tensor, num_bins: int) -> Tensor:
@@ -88,7 +83,7 @@ class DiscretisedGaussian(BinDistribution):
 
     Bin k has mass p_k = F(e_k) - F(e_{k-1}), F the Gaussian CDF at the edges e_j = -1 + 2j/K,
     F(e_0) = 0, F(e_K) = 1. mean, mode and sample never build the (..., K) tensor
-    (``kernels.discretised_gaussian``: the fused Triton kernel on CUDA, a chunked torch path elsewhere):
+    (``bfnsolvers.kernels.discretised_gaussian``: the fused Triton kernel on CUDA, a chunked torch path elsewhere):
     mean = sum_k p_k k_c = -(1/K) sum_{j=1}^{K-1} erf((e_j - mu) / (sqrt2 sigma)); mode = the bin of
     largest mass; sample = the bin #{j: F(e_j) <= u}, u ~ U[0, 1). Only ``probs`` (asked explicitly,
     e.g. by losses) builds it; ``log_prob`` reads two CDF values per element.

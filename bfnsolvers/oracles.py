@@ -11,6 +11,7 @@ import math
 import torch
 from torch import Tensor
 
+from .metrics.oracle_metrics import gmm_log_prob, markov_entropy_rate
 from .processes import ContinuousBFN, DiscreteBFN, DiscretisedBFN
 from .processes.base import as_time
 
@@ -67,8 +68,7 @@ class GaussianMixtureOracle:
 
     def log_prob(self, x: Tensor) -> Tensor:
         """Exact log density of x (N, D)."""
-        d2 = ((x.double().unsqueeze(1) - self.means) ** 2).sum(-1)
-        return torch.logsumexp(self.weights.log() - d2 / (2 * self.std ** 2), -1) - 0.5 * self.dim * math.log(2 * math.pi * self.std ** 2)
+        return gmm_log_prob(x.double(), self.means, self.std, self.weights)
 
 
 class ConditionalMixtureOracle(GaussianMixtureOracle):
@@ -187,12 +187,7 @@ class MarkovChainOracle:
 
     def entropy_rate(self) -> float:
         """Exact entropy per token, H(x_1..x_L) / L, in nats."""
-        p, h = self.init, -(self.init * self.init.log()).sum()
-        row_h = -(self.trans * self.trans.clamp_min(1e-300).log()).sum(-1)
-        for _ in range(1, self.length):
-            h = h + (p * row_h).sum()
-            p = p @ self.trans
-        return float(h / self.length)
+        return markov_entropy_rate(self.init, self.trans, self.length)
 
 
 def oracle_problem(name: str, seed: int = 0):

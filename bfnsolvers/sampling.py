@@ -4,22 +4,18 @@ from __future__ import annotations
 import inspect
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Literal, Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
 
-from .models import Cond, Denoiser
-from .processes import BFNProcess, DiscreteBFN
+from .defaults import (DEFAULT_SPAN, FINALS, PUBLISHED_ETA, READOUTS, Final, Readout, data_kind,  # noqa: F401
+                       default_final, default_schedule, default_solver, default_t_start, resolve_defaults)
+from .denoiser import Cond, Denoiser
+from .processes import BFNProcess
 from .rng import as_random_source, randn
 from .schedules import SCHEDULES, ScheduleName, check_times, get_times
 from .solvers import get_solver
-
-Final = Literal["denoise", "state", "drop"]
-Readout = Literal["mean", "mode", "sample"]
-
-#: Start times of the published BFN-Solvers (CIFAR-10 and text8 configs): eta.
-PUBLISHED_ETA = {"continuous": 1e-2, "discrete": 1e-3}
 
 
 @dataclass
@@ -40,59 +36,6 @@ class SampleInfo:
     def forward_passes(self) -> int:
         """Network forward passes (equal to ``nfe`` without guidance)."""
         return len(self.forward_batch_sizes)
-
-
-def data_kind(process: BFNProcess) -> str:
-    return "discrete" if isinstance(process, DiscreteBFN) else ("discretised" if hasattr(process, "num_bins") else "continuous")
-
-
-#: Default log-SNR span of the grid for continuous data: it starts where
-#: lambda = lambda(1) - DEFAULT_SPAN (t = 0.0011 for sigma_1 = 1e-3). Chosen among 8-11 on the GMM
-#: oracle (benchmarks/beyond.py: 8 and 9 equal within noise) and the digits model (NFE 10 digits FD,
-#: ODE/SDE: span 8 163/129, span 9 117/108, span 10 115/119): see benchmarks/results/beyond.md.
-DEFAULT_SPAN = 9.0
-
-
-def default_solver(process: BFNProcess) -> str:
-    """The best measured solver at NFE 10 on the shipped models (benchmarks/results/beyond-models.md): the
-    2M predictor with a UniPC-style corrector (bfn-unipc3) on the log-SNR grid for continuous data; for
-    discrete data the SDE solver polynomial in t with a corrector (sde-bfn-unipc3-t) on the uniform grid
-    (its ODE counterpart bfn-unipc3-t is better on the exact Markov oracle, worse on the text model)."""
-    return "sde-bfn-unipc3-t" if isinstance(process, DiscreteBFN) else "bfn-unipc3"
-
-
-def default_schedule(process: BFNProcess, solver: str) -> str:
-    """Uniform in t for the original sampler and for discrete data (the text8 regime: lambda(1) = -1.9,
-    e_hat is smooth in t, not in lambda); uniform in log-SNR otherwise."""
-    return "uniform" if solver == "bfn" or isinstance(process, DiscreteBFN) else "logsnr"
-
-
-def default_t_start(process: BFNProcess, solver: str) -> float:
-    """The original sampler starts at the prior (t = 0); discrete data at the published eta; continuous
-    data where lambda = lambda(1) - DEFAULT_SPAN (the published eta = 0.01 ignores a(eta) E[x] at a
-    half log-SNR of -0.95 for sigma_1 = 1e-3 and makes the ODE solvers plateau)."""
-    if solver == "bfn":
-        return 0.0
-    if isinstance(process, DiscreteBFN):
-        # the published eta in the natural time u = sqrt(beta / beta(1)) (= t for beta_1 t^2): the same
-        # start accuracy on any schedule (eta in t is ~250x more accurate on ChemBFN's schedule)
-        return float(process.t_of_natural_time(PUBLISHED_ETA["discrete"]))
-    return float(process.t_of_lam(process.lam(1.0) - DEFAULT_SPAN))
-
-
-def default_final(solver: str) -> str:
-    """The original sampler (and the reference ODE) end with a call at t = 1; the others with x0_hat
-    at the last-but-one grid time."""
-    return "denoise" if solver in ("bfn", "reference") else "drop"
-
-
-def resolve_defaults(process: BFNProcess, solver: str | None, schedule, t_start: float | None,
-                     final: Final | None) -> tuple[str, ScheduleName | Sequence[float] | Tensor, float, Final]:
-    """(solver, schedule, t_start, final) with every None replaced by the measured default for the data type."""
-    solver = default_solver(process) if solver is None else solver
-    return (solver, default_schedule(process, solver) if schedule is None else schedule,
-            default_t_start(process, solver) if t_start is None else float(t_start),
-            default_final(solver) if final is None else final)
 
 
 #: Largest NFE sample() accepts (a grid beyond it is a typo, e.g. nfe=10**12 would allocate terabytes).
@@ -129,22 +72,13 @@ def calls_of_grid(num_times: int, final: Final, nfe_per_step: int) -> int:
 
 
 def readout(process: BFNProcess, dist, how: Readout, generator: torch.Generator | None) -> Tensor:
-    """Samples from the final output distribution: its mean (continuous), mode, or a draw."""
-    if how == "mean" and not isinstance(process, DiscreteBFN):
-        return dist.mean
-    if how == "mode" or how == "mean":
-        return dist.mode
-    if how == "sample":
-        return dist.sample(generator)
-    raise ValueError(f"readout must be 'mean', 'mode' or 'sample', got {how!r}")
+    """Samples from the final output distribution: its mean (continuous), mode, or a draw (``process.readout``)."""
+    return process.readout(dist, how, generator)
 
 
 def state_readout(process: BFNProcess, z: Tensor, t: Tensor) -> Tensor:
-    """Samples read from the final state without a network call: mu / gamma, or argmax y."""
-    if isinstance(process, DiscreteBFN):
-        return z.argmax(-1)
-    x = z / process.a(t).to(z.dtype)
-    return x if process.x_range is None else x.clamp(*process.x_range)
+    """Samples read from the final state without a network call: mu / gamma, or argmax y (``process.state_readout``)."""
+    return process.state_readout(z, t)
 
 
 def _check_shape(shape) -> tuple[int, ...]:
@@ -253,9 +187,9 @@ def sample(model: Callable | Denoiser, process: BFNProcess, solver: str | None =
     kind = data_kind(process)
     if kind not in spec.data:
         raise ValueError(f"solver {solver!r} supports {spec.data} data, not {kind}")
-    if final not in ("denoise", "state", "drop"):
+    if final not in FINALS:
         raise ValueError(f"final must be 'denoise', 'state' or 'drop', got {final!r}")
-    if readout_as not in ("mean", "mode", "sample"):
+    if readout_as not in READOUTS:
         raise ValueError(f"readout_as must be 'mean', 'mode' or 'sample', got {readout_as!r}")
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating torch dtype (e.g. torch.float32), got {dtype!r}")
@@ -268,7 +202,7 @@ def sample(model: Callable | Denoiser, process: BFNProcess, solver: str | None =
     if z_start is None:
         if shape is None:
             raise ValueError("shape must be given (B, ...) when z_start is not")
-        state_shape = _check_shape(shape) + ((process.num_classes,) if kind == "discrete" else ())
+        state_shape = process.state_shape(_check_shape(shape))
     elif not isinstance(z_start, Tensor) or z_start.dim() < 1 or not bool(torch.isfinite(z_start).all()):
         raise ValueError("z_start must be a finite tensor with a batch dimension (B, ...)")
     ts = build_grid(process, spec, nfe, schedule, t_start, final)

@@ -1,6 +1,8 @@
 """Time grids for sampling, in BFN time (increasing from the start time to 1)."""
 from __future__ import annotations
 
+import argparse
+import math
 from typing import Literal, Sequence
 
 import torch
@@ -70,3 +72,30 @@ def get_times(schedule: ScheduleName | Sequence[float] | Tensor, n: int, process
     if schedule == "quadratic-start":
         return quadratic_start(n, t_start, t_end)
     raise ValueError(f"schedule must be one of {SCHEDULES} or a list of times, got {schedule!r}")
+
+
+def parse_schedule(text: str) -> str | list[float]:
+    """``--schedule``: a named grid, ``calibrated``, or comma-separated BFN times (e.g. ``0.001,0.3,0.7,1``)."""
+    text = str(text).strip()
+    if text in SCHEDULES or text == "calibrated":
+        return text
+    if "," in text or _is_number(text):
+        try:
+            times = [float(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a named grid or comma-separated times, got {text!r}") from None
+        if len(times) < 2 or any(not math.isfinite(t) or not 0 <= t <= 1 for t in times) or any(
+                b <= a for a, b in zip(times, times[1:])):
+            raise argparse.ArgumentTypeError(
+                f"times must be at least 2 finite values increasing strictly inside [0, 1] (BFN time), got {text!r}")
+        return times
+    raise argparse.ArgumentTypeError(f"expected one of {', '.join((*SCHEDULES, 'calibrated'))} or comma-separated "
+                                     f"times such as 0.001,0.3,0.7,1; got {text!r}")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False

@@ -1,6 +1,6 @@
 """Fused per-step kernels for BFN samplers (Triton on CUDA, plain-torch reference elsewhere).
 
-Public functions (see `kernels.dispatch` for backend selection and random numbers):
+Public functions (see `bfnsolvers.kernels.dispatch` for backend selection and random numbers):
 
 - `discrete_bfn_step(logits, y, alpha)` -> (y', theta'): original BFN sampler step.
 - `discrete_solver_step(logits, y, c_y, c_x, c_p=, x0_prev=, c_n=, z=)` -> (y', x0, theta').
@@ -10,9 +10,14 @@ Public functions (see `kernels.dispatch` for backend selection and random number
 - `discretised_gaussian(mu_x, sigma_x, num_bins, mean=, sample=, mode=)` -> (mean, sample, mode):
   the same from the Gaussian's parameters (what `DiscretisedGaussian` calls), no (..., K) tensor.
 
+The samplers call ``discretised_gaussian`` (every solver on discretised data) and ``discrete_bfn_step`` (the
+original sampler on discrete data). The other four are kept public as tested, benchmarked building blocks
+(``benchmarks/kernels.py``, ``benchmarks/results/kernels_*.md``) for fusing the solvers' steps; no solver calls
+them yet.
+
 Every function takes optional pre-drawn noise (z, gumbel, u) so that both backends give
 the same result; otherwise torch uses `generator` and Triton uses Philox(`seed`, `offset`).
-`kernels.reference` holds the torch references (`*_ref`) used as ground truth.
+`bfnsolvers.kernels.reference` holds the torch references (`*_ref`) used as ground truth.
 """
 
 from .dispatch import (

@@ -7,8 +7,7 @@ from typing import Optional
 
 import torch
 
-#: BFN time below which the data prediction is 0 (bfn-math.md section 1, t_min).
-T_MIN = 1e-6
+from ..constants import T_MIN  # BFN time below which the data prediction is 0 (the processes' t_min)
 
 
 def check_tensor(name: str, t: object) -> torch.Tensor:

@@ -13,9 +13,12 @@ sample, so every solver and the original sampler take this choice on discretised
 Random numbers: pass pre-drawn noise (``z``, ``gumbel``, ``u``) to get identical
 results from both backends. Otherwise torch draws from ``generator`` (or the global
 RNG), and Triton draws Philox noise from (``seed``, ``offset``): counter = offset + flat
-element index, see `kernels.triton_kernels`. With ``seed=None`` a seed is drawn from
+element index, see `bfnsolvers.kernels.triton_kernels`. With ``seed=None`` a seed is drawn from
 ``generator``/the global torch RNG, so ``torch.manual_seed`` makes both reproducible.
 The two backends' own draws differ in value, not in distribution.
+
+Over 400 lines on purpose: six public functions, each mostly its argument checks and documented signature;
+the one dispatch step they share is ``_triton_launcher``.
 """
 
 from __future__ import annotations
@@ -95,16 +98,30 @@ def resolve_backend(x: torch.Tensor, backend: Optional[str] = None, *, fits: boo
     return "triton"
 
 
-def _tk():
+def _triton_module():
     """The Triton kernel module (imported on first use)."""
     from . import triton_kernels
 
     return triton_kernels
 
 
-def _on(x: torch.Tensor) -> contextlib.AbstractContextManager:
+def _on_device(x: torch.Tensor) -> contextlib.AbstractContextManager:
     """Launch Triton kernels on x's GPU (not the current one); no-op for CPU tensors."""
     return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
+
+
+def _triton_launcher(x: torch.Tensor, backend: Optional[str], name: str, *, fits: bool = True):
+    """The one dispatch step of every public function: if the backend resolves to Triton for ``x``, a callable
+    that runs the Triton kernel ``name`` on x's device; else None (the caller then runs the torch reference)."""
+    if resolve_backend(x, backend, fits=fits) != "triton":
+        return None
+    kernel = getattr(_triton_module(), name)
+
+    def launch(*args):
+        with _on_device(x):
+            return kernel(*args)
+
+    return launch
 
 
 def _seed(seed: Optional[int], generator: Optional[torch.Generator]) -> int:
@@ -123,7 +140,7 @@ def _offset(offset: int) -> int:
     return offset
 
 
-def _c(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+def _contiguous(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
     return None if t is None else t.contiguous()
 
 
@@ -171,12 +188,12 @@ def discrete_bfn_step(
         raise ValueError("z and gumbel must be passed together (or neither)")
     if y.numel() == 0:
         return torch.empty_like(y), torch.empty_like(y)
-    if resolve_backend(y, backend, fits=_row_fits(K)) == "triton":
-        with _on(y):
-            return _tk().discrete_bfn_step(
-                logits.contiguous(), y.contiguous(), alpha, _c(z), _c(gumbel),
-                _seed(seed, generator) if z is None else 0, _offset(offset),
-            )
+    launch = _triton_launcher(y, backend, "discrete_bfn_step", fits=_row_fits(K))
+    if launch is not None:
+        return launch(
+            logits.contiguous(), y.contiguous(), alpha, _contiguous(z), _contiguous(gumbel),
+            _seed(seed, generator) if z is None else 0, _offset(offset),
+        )
     if z is None:
         z, gumbel = _randn(y, generator), ref.gumbel_from_uniform(_rand(y, generator))
     assert gumbel is not None
@@ -220,14 +237,14 @@ def discrete_solver_step(
     if y.numel() == 0:
         return DiscreteSolverOut(torch.empty_like(y), torch.empty_like(y), torch.empty_like(y) if return_theta else None)
     K = logits.shape[-1]
-    if resolve_backend(y, backend, fits=_row_fits(K)) == "triton":
+    launch = _triton_launcher(y, backend, "discrete_solver_step", fits=_row_fits(K))
+    if launch is not None:
         noise = 0 if c_n == 0.0 else (1 if z is not None else 2)
-        with _on(y):
-            out = _tk().discrete_solver_step(
-                logits.contiguous(), y.contiguous(), c_y, c_x, c_p, _c(x0_prev), c_n,
-                _c(z) if noise == 1 else None, noise, return_theta,
-                _seed(seed, generator) if noise == 2 else 0, _offset(offset),
-            )
+        out = launch(
+            logits.contiguous(), y.contiguous(), c_y, c_x, c_p, _contiguous(x0_prev), c_n,
+            _contiguous(z) if noise == 1 else None, noise, return_theta,
+            _seed(seed, generator) if noise == 2 else 0, _offset(offset),
+        )
         return DiscreteSolverOut(*out)
     if c_n != 0.0 and z is None:
         z = _randn(y, generator)
@@ -263,12 +280,12 @@ def continuous_update(
     zero = zero_prediction(gamma, None if t is None else check_scalar("t", t))
     if mu.numel() == 0:
         return torch.empty_like(mu)
-    if resolve_backend(mu, backend) == "triton":
-        with _on(mu):
-            return _tk().continuous_update(
-                mu.contiguous(), eps_hat.contiguous(), gamma, eps_scale(gamma), rho, alpha, _c(z), zero,
-                _seed(seed, generator) if z is None else 0, _offset(offset),
-            )
+    launch = _triton_launcher(mu, backend, "continuous_update")
+    if launch is not None:
+        return launch(
+            mu.contiguous(), eps_hat.contiguous(), gamma, eps_scale(gamma), rho, alpha, _contiguous(z), zero,
+            _seed(seed, generator) if z is None else 0, _offset(offset),
+        )
     if z is None:
         z = _randn(mu, generator)
     return ref.continuous_update_ref(mu, eps_hat, gamma, rho, alpha, z, zero)
@@ -313,14 +330,14 @@ def continuous_solver_step(
     zero = zero_prediction(gamma, None if t is None else check_scalar("t", t))
     if mu.numel() == 0:
         return torch.empty_like(mu), torch.empty_like(mu)
-    if resolve_backend(mu, backend) == "triton":
+    launch = _triton_launcher(mu, backend, "continuous_solver_step")
+    if launch is not None:
         noise = 0 if c_n == 0.0 else (1 if z is not None else 2)
-        with _on(mu):
-            return _tk().continuous_solver_step(
-                mu.contiguous(), eps_hat.contiguous(), gamma, eps_scale(gamma), lo, hi, c_z, c_x, c_p,
-                _c(x0_prev), c_n, _c(z) if noise == 1 else None, noise, zero,
-                _seed(seed, generator) if noise == 2 else 0, _offset(offset),
-            )
+        return launch(
+            mu.contiguous(), eps_hat.contiguous(), gamma, eps_scale(gamma), lo, hi, c_z, c_x, c_p,
+            _contiguous(x0_prev), c_n, _contiguous(z) if noise == 1 else None, noise, zero,
+            _seed(seed, generator) if noise == 2 else 0, _offset(offset),
+        )
     if c_n != 0.0 and z is None:
         z = _randn(mu, generator)
     return ref.continuous_solver_step_ref(
@@ -365,13 +382,13 @@ def discretised_output(
     if mu.numel() == 0:
         e = torch.empty_like(mu)
         return DiscretisedOut(e, e.clone() if want_sample else None, e.clone() if mode else None)
-    if resolve_backend(mu, backend) == "triton":
-        with _on(mu):
-            out = _tk().discretised_output(
-                mu_eps.contiguous(), ln_sigma_eps.contiguous(), mu.contiguous(), gamma, eps_scale(gamma), K,
-                _c(u), want_sample, mode, zero,
-                _seed(seed, generator) if want_sample and u is None else 0, _offset(offset),
-            )
+    launch = _triton_launcher(mu, backend, "discretised_output")
+    if launch is not None:
+        out = launch(
+            mu_eps.contiguous(), ln_sigma_eps.contiguous(), mu.contiguous(), gamma, eps_scale(gamma), K,
+            _contiguous(u), want_sample, mode, zero,
+            _seed(seed, generator) if want_sample and u is None else 0, _offset(offset),
+        )
         return DiscretisedOut(*out)
     if want_sample and u is None:
         u = _rand(mu, generator)
@@ -414,12 +431,12 @@ def discretised_gaussian(
         return DiscretisedOut(e if mean else None, e.clone() if want_sample else None, e.clone() if mode else None)
     # the Triton kernel has no backward: a mean that needs a gradient (training) takes the torch path
     needs_grad = mean and torch.is_grad_enabled() and (mu_x.requires_grad or sigma_x.requires_grad)
-    if not needs_grad and resolve_backend(mu_x, backend) == "triton":
-        with _on(mu_x):
-            out = _tk().discretised_gaussian(
-                mu_x.contiguous(), sigma_x.contiguous(), K, _c(u), mean, want_sample, mode,
-                _seed(seed, generator) if want_sample and u is None else 0, _offset(offset),
-            )
+    launch = None if needs_grad else _triton_launcher(mu_x, backend, "discretised_gaussian")
+    if launch is not None:
+        out = launch(
+            mu_x.contiguous(), sigma_x.contiguous(), K, _contiguous(u), mean, want_sample, mode,
+            _seed(seed, generator) if want_sample and u is None else 0, _offset(offset),
+        )
         return DiscretisedOut(*out)
     if want_sample and u is None:
         u = _rand(mu_x, generator)

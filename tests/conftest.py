@@ -1,24 +1,12 @@
-"""Shared test helpers: the vendored reference test vectors (tests/data/testvectors) and one torch thread."""
+"""Fixtures (the vendored test vectors) and one torch thread; the shared helpers are in helpers.py, the toy
+problems in problems.py."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-#: The official-code reference vectors, vendored with the tests (see its README.md).
-TESTVECTORS = Path(__file__).resolve().parent / "data" / "testvectors"
-
-
-def meta(name: str) -> dict:
-    """The JSON description of a test-vector network."""
-    return json.loads((TESTVECTORS / f"{name}.json").read_text())
-
-
-def small_config(name: str, tag: str = "256bins") -> dict:
-    """The small network's official-schema config (UNetVDM: the 256- or 16-bin setting)."""
-    info = meta(name)
-    return info["settings"][tag]["small_config_bfn_schema"] if "settings" in info else info["small_config_bfn_schema"]
+from helpers import TESTVECTORS
 
 
 @pytest.fixture

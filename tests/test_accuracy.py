@@ -8,12 +8,14 @@ import pytest
 import torch
 
 from bfnsolvers import ContinuousBFN, DiscreteBFN, DiscretisedBFN
-from bfnsolvers.models import Denoiser
-from bfnsolvers.oracles import GaussianMixtureOracle, MarkovChainOracle
+from bfnsolvers.denoiser import Denoiser
+from bfnsolvers.oracles import MarkovChainOracle
 from bfnsolvers.processes.accuracy import (AccuracySchedule, CallableSchedule, ChemBFNDiscrete, GravesContinuous,
                                            GravesDiscrete)
 from bfnsolvers.schedules import uniform_t
 from bfnsolvers.solvers import SOLVERS
+from helpers import rel_err
+from problems import gmm_oracle
 
 mp = pytest.importorskip("mpmath")
 mp.mp.dps = 40
@@ -36,7 +38,7 @@ IDS = [repr(s) for s, _ in BUILTINS]
 
 def rel(a: float, b: float) -> float:
     """Relative difference, with an absolute floor of 1e-20 (mpmath's one-sided derivative of t^2 at t = 0 is ~1e-43)."""
-    return abs(a - b) / max(abs(b), 1e-20)
+    return rel_err(a, b, floor=1e-20)
 
 
 @pytest.mark.parametrize("schedule,exact", BUILTINS, ids=IDS)
@@ -297,8 +299,7 @@ def test_chembfn_schedule_is_beta_1_t2_in_natural_time(solver):
 
 
 def _gmm(process):
-    means = torch.tensor([[0.5, 0.3], [-0.4, -0.2], [0.1, -0.6]], dtype=torch.float64)
-    return GaussianMixtureOracle(process, means, 0.15)
+    return gmm_oracle(process)
 
 
 @pytest.mark.parametrize("solver", CONTINUOUS_SOLVERS)

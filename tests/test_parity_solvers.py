@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 
 from bfnsolvers import Denoiser, get_solver, load_checkpoint
 from bfnsolvers.schedules import uniform_t
+from helpers import TESTVECTORS, rel_err
 
 # official algorithm -> our solver (same formula; see each solver's docstring)
 IMAGE = {"ode_bfnsolver1": "bfn-solver1", "ode_bfnsolver2_multi_step": "bfn-solver++2",
@@ -26,22 +27,16 @@ NOT_REPRODUCED = {
 
 
 def _runs(domain: str) -> list[dict]:
-    from conftest import TESTVECTORS
     path = TESTVECTORS / "solver_vectors.json"
     return json.loads(path.read_text())[domain]["runs"]
 
 
 @pytest.fixture(scope="module")
 def vectors(request):
-    from conftest import TESTVECTORS
     meta = {n: json.loads((TESTVECTORS / f"{n}.json").read_text()) for n in ("unet_vdm_c", "gpt_text8")}
     models = {n: load_checkpoint(TESTVECTORS / f"{n}.state_dict.safetensors", meta[n]["small_config_solver_schema"])
               for n in meta}
     return load_file(str(TESTVECTORS / "solver_vectors.safetensors")), models
-
-
-def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a - b).abs().max() / b.abs().max()).item()
 
 
 class OfficialPredictions:

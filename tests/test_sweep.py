@@ -14,8 +14,7 @@ import torch
 from torch import nn
 
 from bfnsolvers.processes import ContinuousBFN, DiscreteBFN
-from bfnsolvers.report import render_report, speedups
-from bfnsolvers.sweep import RESULTS_FILE, batch_seed, read_results, resolve_target, run_sweep
+from bfnsolvers.bench import RESULTS_FILE, batch_seed, read_results, render_report, resolve_target, run_sweep, speedups
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,7 +30,7 @@ def _lines(out: Path) -> list[dict]:
 
 def test_killed_sweep_resumes_with_every_cell_once(tmp_path: Path) -> None:
     solvers, nfes, seeds = ["bfn", "bfn-solver++1", "bfn-solver++2"], [10, 20, 30, 40, 50, 60], [0, 1]
-    cmd = [sys.executable, "-m", "bfnsolvers.sweep", "--checkpoint", "oracle:gmm", "--solvers", ",".join(solvers),
+    cmd = [sys.executable, "-m", "bfnsolvers", "sweep", "--checkpoint", "oracle:gmm", "--solvers", ",".join(solvers),
            "--nfe", ",".join(map(str, nfes)), "--samples", "64", "--batch-size", "32", "--seed", "0,1",
            "--out", str(tmp_path), "--no-progress", "--threads", "1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -222,7 +221,7 @@ class _TinyLogits(nn.Module):
 
 def test_digits_metrics_with_a_tiny_random_network(tmp_path: Path) -> None:
     from bfnsolvers.metrics.images import DEFAULT_CLASSIFIER_PATH
-    from bfnsolvers.sweep import _digits_target
+    from bfnsolvers.bench.targets import _digits_target
 
     assert DEFAULT_CLASSIFIER_PATH.is_file(), f"digits classifier missing: {DEFAULT_CLASSIFIER_PATH}"
     target = _digits_target("tiny-digits", _TinyEps(), ContinuousBFN(0.02))
@@ -232,7 +231,7 @@ def test_digits_metrics_with_a_tiny_random_network(tmp_path: Path) -> None:
 
 def test_text_metrics_with_a_tiny_random_network(tmp_path: Path) -> None:
     pytest.importorskip("spellchecker")
-    from bfnsolvers.sweep import _text_target
+    from bfnsolvers.bench.targets import _text_target
 
     target = _text_target("tiny-text", _TinyLogits(), DiscreteBFN(0.75 ** 2, 27), 16)
     (r,) = run_sweep(target, ["bfn"], [3], 8, [0], tmp_path, batch_size=8, progress=False)
@@ -251,7 +250,7 @@ def test_shipped_checkpoint_target() -> None:
 
 
 def test_second_sweep_on_the_same_folder_is_refused(tmp_path: Path) -> None:
-    from bfnsolvers.sweep import LOCK_FILE, SweepLockedError, _FolderLock
+    from bfnsolvers.bench.results import LOCK_FILE, SweepLockedError, FolderLock as _FolderLock
 
     held = _FolderLock(tmp_path)
     held.acquire()  # another process would hold it the same way (flock is per open file description)
@@ -268,7 +267,7 @@ def test_second_sweep_on_the_same_folder_is_refused(tmp_path: Path) -> None:
 
 
 def test_lock_is_released_when_its_process_dies(tmp_path: Path) -> None:
-    code = ("import sys, os; from pathlib import Path; from bfnsolvers.sweep import _FolderLock; "
+    code = ("import sys, os; from pathlib import Path; from bfnsolvers.bench.results import FolderLock as _FolderLock; "
             "_FolderLock(Path(sys.argv[1])).acquire(); os._exit(0)")
     subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, check=True, timeout=120)
     (r,) = run_sweep("oracle:gmm", ["bfn"], [5], 8, [0], tmp_path, progress=False)

@@ -5,7 +5,7 @@ import math
 import pytest
 
 import bfnsolvers.solvers.ode as ode
-from test_solvers import measured_order
+from problems import measured_order
 
 
 def published_data_term(history, lam_next):

@@ -15,7 +15,6 @@ from bfnsolvers.processes import ContinuousBFN, DiscreteBFN, DiscretisedBFN
 from bfnsolvers.train import (
     RECIPES,
     TrainConfig,
-    _lr_at,
     add_train_arguments,
     digits_model_config,
     evaluate_loss_inf,
@@ -24,6 +23,7 @@ from bfnsolvers.train import (
     text_model_config,
     train,
 )
+from bfnsolvers.train.loop import _lr_at
 
 
 def tiny(recipe: str, **changes) -> TrainConfig:
@@ -139,7 +139,7 @@ def test_lr_schedule():
 
 def test_evaluate_loss_inf_is_seeded_and_has_stderr():
     cfg = tiny("digits-continuous")
-    from bfnsolvers.train import _build
+    from bfnsolvers.train.build import _build
 
     model, process, _ = _build(cfg)
     x = evaluation_set("digits", 16)

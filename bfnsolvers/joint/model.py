@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from ..distributions import Delta
-from ..models import Cond, check_cond, module_dtype
+from ..denoiser import Cond, check_cond, module_dtype
 from .geometry import com_project
 from .process import JointBFN
 

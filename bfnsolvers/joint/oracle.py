@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..metrics.oracle import sliced_wasserstein2
+from ..metrics.oracle_metrics import sliced_wasserstein2
 from ..processes import ContinuousBFN, DiscreteBFN
 from ..processes.base import as_time
 from .geometry import com_project

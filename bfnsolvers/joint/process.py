@@ -3,14 +3,7 @@ from __future__ import annotations
 
 from typing import Iterator, Mapping, Sequence
 
-from ..processes import BFNProcess, ContinuousBFN, DiscreteBFN, DiscretisedBFN
-
-
-def data_kind(process: BFNProcess) -> str:
-    """'discrete', 'discretised' or 'continuous'."""
-    if isinstance(process, DiscreteBFN):
-        return "discrete"
-    return "discretised" if isinstance(process, DiscretisedBFN) else "continuous"
+from ..processes import BFNProcess
 
 
 class JointBFN:
@@ -41,7 +34,7 @@ class JointBFN:
         for name in zero_com:
             if name not in items:
                 raise ValueError(f"zero_com: {name!r} is not a modality ({list(items)})")
-            if data_kind(items[name]) != "continuous":
+            if items[name].kind != "continuous":
                 raise ValueError(f"zero_com: {name!r} must be a ContinuousBFN (coordinates), got {items[name]!r}")
             if items[name].x_range is not None:
                 raise ValueError(f"zero_com: {name!r} needs x_range=None (clipping would leave the zero-CoM subspace)")
@@ -68,16 +61,15 @@ class JointBFN:
         return self.processes.items()
 
     def kind(self, name: str) -> str:
-        return data_kind(self.processes[name])
+        return self.processes[name].kind
 
     def state_shape(self, name: str, sample_shape: Sequence[int]) -> tuple[int, ...]:
         """The state's shape: the samples' shape, with a trailing K for discrete data."""
-        process = self.processes[name]
-        return tuple(sample_shape) + ((process.num_classes,) if isinstance(process, DiscreteBFN) else ())
+        return self.processes[name].state_shape(tuple(sample_shape))
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{k}={v!r}" for k, v in self.processes.items())
         return f"JointBFN({inner}{', zero_com=' + repr(self.zero_com) if self.zero_com else ''})"
 
 
-__all__ = ["JointBFN", "data_kind", "ContinuousBFN", "DiscreteBFN"]
+__all__ = ["JointBFN"]

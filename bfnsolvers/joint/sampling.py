@@ -9,7 +9,7 @@ from typing import Callable, Mapping, Sequence
 import torch
 from torch import Tensor
 
-from ..models import Cond
+from ..denoiser import Cond
 from ..rng import PerSample, RandomSource, as_random_source
 from ..sampling import DEFAULT_SPAN, MAX_NFE, PUBLISHED_ETA, calls_of_grid, plan_steps, readout, state_readout
 from ..solvers import SolverSpec, get_solver

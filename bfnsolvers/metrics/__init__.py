@@ -1,8 +1,9 @@
-"""Sample-quality metrics: exact oracles (oracle), digits images (images), text (text)."""
+"""Sample-quality metrics: against exact oracles (oracle_metrics), digits images (images), text (text)."""
 
 from .images import digits_fd, frechet_distance, frechet_distance_gaussians, inception_fid, load_digits_classifier
-from .oracle import (
+from .oracle_metrics import (
     ModeCoverage,
+    gmm_log_prob,
     gmm_nll,
     markov_bigram_probs,
     markov_bigram_tv,
@@ -20,6 +21,7 @@ __all__ = [
     "digits_fd",
     "frechet_distance",
     "frechet_distance_gaussians",
+    "gmm_log_prob",
     "gmm_nll",
     "inception_fid",
     "load_digits_classifier",

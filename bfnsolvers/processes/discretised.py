@@ -6,6 +6,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from ..constants import SIGMA_X_MAX, SIGMA_X_MIN, T_MIN
 from ..distributions import BinDistribution, DiscretisedGaussian, bin_centres
 from .accuracy import AccuracySchedule, GravesContinuous
 from .base import TimeLike, as_time, expand_time
@@ -22,8 +23,10 @@ class DiscretisedBFN(ContinuousBFN):
     """
 
     default_output_type = "eps_gaussian"
+    kind = "discretised"
+    hparam_names = ("sigma_1", "num_bins")
 
-    def __init__(self, sigma_1: float | None = None, num_bins: int | None = None, t_min: float = 1e-6, *,
+    def __init__(self, sigma_1: float | None = None, num_bins: int | None = None, t_min: float = T_MIN, *,
                  beta: AccuracySchedule | Callable[[Tensor], Tensor] | None = None):
         super().__init__(sigma_1, x_range=(-1.0, 1.0), t_min=t_min, beta=beta)
         if not isinstance(num_bins, int) or num_bins < 2:
@@ -50,7 +53,7 @@ class DiscretisedBFN(ContinuousBFN):
         mu_x = self._eps_to_x(z, output[..., 0], t)
         tt = expand_time(as_time(t).to(z.device), z)
         sigma_x = self.noise_ratio(tt, z.dtype)[1] * output[..., 1].clamp(-10, 10).exp()
-        sigma_x = torch.where(tt < self.t_min, torch.ones_like(sigma_x), sigma_x).clamp(1e-3, 10)
+        sigma_x = torch.where(tt < self.t_min, torch.ones_like(sigma_x), sigma_x).clamp(SIGMA_X_MIN, SIGMA_X_MAX)
         return DiscretisedGaussian(mu_x, sigma_x, self.num_bins)
 
     def sender_kl(self, x: Tensor, dist, acc: Tensor, generator: torch.Generator | None = None) -> Tensor:

@@ -6,12 +6,11 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-import kernels
+from .. import kernels
 
-from ..models import Denoiser
-from ..processes import DiscreteBFN
+from ..denoiser import Denoiser
 from ..rng import PerSample
-from .common import Callback, NoiseSampler, default_noise, report
+from .common import Callback, NoiseSampler, default_noise, notify
 
 
 @torch.no_grad()
@@ -27,23 +26,23 @@ def bfn_sampler(model: Denoiser, z: Tensor, ts: Tensor, *, draw: Literal["sample
     token at each step); it changes the sampled distribution.
 
     Discrete data on the Triton backend (CUDA tensors, or BFNSOLVERS_KERNELS=triton) runs each step
-    as one fused kernel, ``kernels.discrete_bfn_step`` (Gumbel-max class, sender sample, update;
+    as one fused kernel, ``bfnsolvers.kernels.discrete_bfn_step`` (Gumbel-max class, sender sample, update;
     Philox noise seeded from ``generator``); the callback then gets x0 = None.
     """
     if draw not in ("sample", "mode"):
         raise ValueError(f"draw must be 'sample' or 'mode', got {draw!r}")
     process = model.process
     noise = noise_sampler or default_noise(generator)
-    fused = (isinstance(process, DiscreteBFN) and noise_sampler is None and draw == "sample"
+    fused = (process.kind == "discrete" and noise_sampler is None and draw == "sample"
              and not isinstance(generator, PerSample) and kernels.resolve_backend(z) == "triton")
     for i in range(len(ts) - 1):
         dist = model.output(z, ts[i])
         if fused:
-            report(callback, i, float(ts[i]), z, None)
+            notify(callback, i, float(ts[i]), z, None)
             alpha = float(process.beta(ts[i + 1]) - process.beta(ts[i]))
             z, _ = kernels.discrete_bfn_step(dist.logits, z, alpha, generator=generator)
             continue
         x0 = process.sample_to_x0(dist, generator) if draw == "sample" else process.to_x0(dist.mode)
-        report(callback, i, float(ts[i]), z, x0)
+        notify(callback, i, float(ts[i]), z, x0)
         z = process.bayes_step(z, x0, ts[i], ts[i + 1], noise(z))
     return z

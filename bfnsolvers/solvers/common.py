@@ -1,4 +1,4 @@
-"""Shared pieces of the solvers: the grid coefficients and the noise source."""
+"""Shared pieces of the solvers: the SDE coefficients on a grid, the noise source, the per-step callback."""
 from __future__ import annotations
 
 from typing import Callable
@@ -13,7 +13,7 @@ NoiseSampler = Callable[[Tensor], Tensor]
 Callback = Callable[[dict], None]
 
 
-def grid(process: BFNProcess, ts: Tensor) -> tuple[list[float], list[float], list[float]]:
+def sde_coefficients(process: BFNProcess, ts: Tensor) -> tuple[list[float], list[float], list[float]]:
     """a(t_i), s(t_i), lambda(t_i) on the grid, as float64 Python numbers."""
     ts = ts.double().cpu()
     return process.a(ts).tolist(), process.s(ts).tolist(), process.lam(ts).tolist()
@@ -24,6 +24,7 @@ def default_noise(generator: RandomSource) -> NoiseSampler:
     return lambda z: randn(z.shape, generator, z.dtype, z.device)
 
 
-def report(callback: Callback | None, i: int, t: float, z: Tensor, x0: Tensor | None) -> None:
+def notify(callback: Callback | None, i: int, t: float, z: Tensor, x0: Tensor | None) -> None:
+    """Call ``callback`` (if any) with the step's {"i", "t", "z", "x0"}."""
     if callback is not None:
         callback({"i": i, "t": t, "z": z, "x0": x0})

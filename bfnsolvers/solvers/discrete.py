@@ -20,13 +20,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..models import Denoiser
+from ..denoiser import Denoiser
 from ..processes import DiscreteBFN
-from .common import Callback, NoiseSampler, default_noise, report
+from .common import Callback, NoiseSampler, default_noise, notify
 
 
 def _check(model: Denoiser) -> DiscreteBFN:
-    if not isinstance(model.process, DiscreteBFN):
+    if model.process.kind != "discrete":
         raise ValueError(f"this solver is for discrete data (DiscreteBFN), got {model.process!r}")
     return model.process
 
@@ -52,7 +52,7 @@ def bfn_solver2_s(model: Denoiser, z: Tensor, ts: Tensor, *, callback: Callback 
             d1 = (x0 - prev) / (u[i - 1] - u0)          # d x0 / ds, s = 1 - u
             z_next = z_next - beta_ref * u1 * (u1 - u0) ** 2 / 2 * d1
         prev = x0
-        report(callback, i, t[i], z, x0)
+        notify(callback, i, t[i], z, x0)
         z = z_next
     return z
 
@@ -77,7 +77,7 @@ def sde_bfn_solver2_s(model: Denoiser, z: Tensor, ts: Tensor, *, generator: torc
             d1 = (x0 - prev) / (u[i - 1] - u0)
             z_next = z_next + beta_ref * (s1 - s0) ** 2 * (s0 + 2 * s1 - 3) / 3 * d1
         prev = x0
-        report(callback, i, t[i], z, x0)
+        notify(callback, i, t[i], z, x0)
         z = z_next + math.sqrt(K * db) * noise(z)
     return z
 
@@ -95,7 +95,7 @@ def bfn_solver2_midpoint(model: Denoiser, z: Tensor, ts: Tensor, *, callback: Ca
         tm = process.t_of_natural_time(torch.tensor(um, dtype=torch.float64)).item()
         x0 = model(z, ts[i])
         x0_m = model((um / u0) * z + beta_ref * um * (um - u0) * x0, ts.new_tensor(tm))
-        report(callback, i, t[i], z, x0)
+        notify(callback, i, t[i], z, x0)
         z = (u1 / u0) * z + beta_ref * u1 * (u1 - u0) * (x0 + 0.5 * (u1 - u0) * (x0_m - x0) / (um - u0))
     return z
 
@@ -148,7 +148,7 @@ def adams_t(model: Denoiser, z: Tensor, ts: Tensor, *, order: int = 2, stochasti
         nodes, xs = [h[0] for h in history[:k]], [h[1] for h in history[:k]]
         u0, u1 = u[i], u[i + 1]
         eps = math.sqrt(K * beta_ref * (u1 ** 2 - u0 ** 2)) * noise(z) if stochastic else None
-        report(callback, i, t[i], z, x0)
+        notify(callback, i, t[i], z, x0)
         z_next = step(z, u0, u1, nodes, xs, eps)
         if i + 1 < n:
             x0 = model(z_next, ts[i + 1])

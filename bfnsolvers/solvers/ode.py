@@ -10,8 +10,8 @@ import math
 import torch
 from torch import Tensor
 
-from ..models import Denoiser
-from .common import Callback, grid, report
+from ..denoiser import Denoiser
+from .common import Callback, notify, sde_coefficients
 
 
 def multistep_data_term(history: list[tuple[float, Tensor]], lam_next: float) -> Tensor:
@@ -81,7 +81,7 @@ def bfn_solver_pp(model: Denoiser, z: Tensor, ts: Tensor, *, order: int = 2, low
     previous one with the corrector (quadratic through the last three predictions), UniPC-style;
     the next step then starts from the corrected state. It costs no extra network call.
     """
-    a, s, lam = grid(model.process, ts)
+    a, s, lam = sde_coefficients(model.process, ts)
     n, history, z_prev = len(ts) - 1, [], None
     for i in range(n):
         x0 = model(z, ts[i])
@@ -90,7 +90,7 @@ def bfn_solver_pp(model: Denoiser, z: Tensor, ts: Tensor, *, order: int = 2, low
         z_prev = z
         history = [(lam[i], x0)] + history[: max(order, 2) - 1]
         term = multistep_data_term(history[: step_order(order, i, n, lower_order_final)], lam[i + 1])
-        report(callback, i, float(ts[i]), z, x0)
+        notify(callback, i, float(ts[i]), z, x0)
         z = (s[i + 1] / s[i]) * z + a[i + 1] * term
     return z
 
@@ -104,7 +104,7 @@ def bfn_solver(model: Denoiser, z: Tensor, ts: Tensor, *, order: int = 2, lower_
     """
     if order not in (1, 2):
         raise ValueError(f"order must be 1 or 2 for the noise-prediction BFN-Solver, got {order}")
-    a, s, lam = grid(model.process, ts)
+    a, s, lam = sde_coefficients(model.process, ts)
     n, prev = len(ts) - 1, None
     for i in range(n):
         x0 = model(z, ts[i])
@@ -115,7 +115,7 @@ def bfn_solver(model: Denoiser, z: Tensor, ts: Tensor, *, order: int = 2, lower_
             r = (lam[i] - prev[0]) / h
             d = eps + (eps - prev[1]) / (2 * r)
         prev = (lam[i], eps)
-        report(callback, i, float(ts[i]), z, x0)
+        notify(callback, i, float(ts[i]), z, x0)
         z = (a[i + 1] / a[i]) * z - s[i + 1] * math.expm1(h) * d
     return z
 
@@ -124,11 +124,11 @@ def bfn_solver(model: Denoiser, z: Tensor, ts: Tensor, *, order: int = 2, lower_
 def euler(model: Denoiser, z: Tensor, ts: Tensor, *, callback: Callback | None = None) -> Tensor:
     """Euler on the probability-flow ODE dz/dt = -f z + (g^2/2) score, score = -(z - a x0_hat)/s^2."""
     process = model.process
-    a, s, _ = grid(process, ts)
+    a, s, _ = sde_coefficients(process, ts)
     f, g2 = process.sde_f(ts.double()).tolist(), process.sde_g2(ts.double()).tolist()
     for i in range(len(ts) - 1):
         x0 = model(z, ts[i])
         score = -(z - a[i] * x0) / s[i] ** 2
-        report(callback, i, float(ts[i]), z, x0)
+        notify(callback, i, float(ts[i]), z, x0)
         z = z + (-f[i] * z + 0.5 * g2[i] * score) * float(ts[i + 1] - ts[i])
     return z

@@ -5,8 +5,8 @@ import torch
 from torch import Tensor
 from torchdiffeq import odeint
 
-from ..models import Denoiser
-from .common import Callback, report
+from ..denoiser import Denoiser
+from .common import Callback, notify
 
 
 @torch.no_grad()
@@ -31,5 +31,5 @@ def reference_ode(model: Denoiser, z: Tensor, ts: Tensor, *, rtol: float = 1e-8,
     options = {"step_t": ts[-1:]} if method in ("dopri5", "dopri8", "bosh3", "adaptive_heun", "fehlberg2") else None
     path = odeint(velocity, z.double(), ts, rtol=rtol, atol=atol, method=method, options=options)
     for i in range(len(ts)):
-        report(callback, i, float(ts[i]), path[i].to(dtype), None)
+        notify(callback, i, float(ts[i]), path[i].to(dtype), None)
     return path[-1].to(dtype)

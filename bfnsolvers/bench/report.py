@@ -8,24 +8,19 @@ NFE), with the ratio of NFE actually spent; ">max" if it never does in the sweep
 """
 from __future__ import annotations
 
-import argparse
 import math
 import re
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
-__all__ = ["Speedup", "add_report_arguments", "render_report", "run_report_cli", "speedups"]
+from .results import RESULTS_FILE, read_results, results_path
+
+__all__ = ["REPORT_FILE", "Speedup", "render_report", "results_table", "speedups"]
 
 REPORT_FILE = "report.md"
-
-
-def _load(out_dir: Path) -> list[dict]:
-    from .sweep import read_results
-
-    return read_results(out_dir)
 
 
 def _row(rec: dict) -> str:
@@ -81,15 +76,20 @@ def _floor(records: list[dict], metric: str, field: str = "noise_floor") -> floa
     return statistics.fmean(per_seed.values()) if per_seed else None
 
 
-def _table(records: list[dict], metric: str) -> dict[str, dict[int, tuple[float, float | None, float]]]:
-    """row -> nominal NFE -> (mean over seeds, std or None, mean NFE spent)."""
-    groups: dict[tuple[str, int], list[dict]] = defaultdict(list)
+def results_table(records: list[dict], metric: str, *, value: Callable[[float], float] | None = None,
+                  key: Callable[[dict], Any] | None = None) -> dict[Any, dict[int, tuple[float, float | None, float]]]:
+    """row -> nominal NFE -> (mean over seeds, sample std or None, mean NFE spent) of ``metric`` over the
+    finished cells (status "ok"). value: applied to each cell's value before the mean (e.g. ``abs``);
+    key: a record's row (default: the solver, "solver [config]" for a named extra config)."""
+    key = key or _row
+    groups: dict[tuple[Any, int], list[dict]] = defaultdict(list)
     for r in records:
         if _ok(r) and metric in r["metrics"]:
-            groups[(_row(r), int(r["nfe"]))].append(r)
-    out: dict[str, dict[int, tuple[float, float | None, float]]] = defaultdict(dict)
+            groups[(key(r), int(r["nfe"]))].append(r)
+    out: dict[Any, dict[int, tuple[float, float | None, float]]] = defaultdict(dict)
     for (row, nfe), recs in groups.items():
-        mean, std = _mean_std([r["metrics"][metric] for r in recs])
+        vals = [r["metrics"][metric] for r in recs]
+        mean, std = _mean_std([value(v) for v in vals] if value else vals)
         spent = statistics.fmean([r.get("nfe_spent") or r["nfe"] for r in recs])
         out[row][nfe] = (mean, std, spent)
     return out
@@ -128,7 +128,7 @@ class Speedup:
 def speedups(records: list[dict], metric: str, baseline: str = "bfn",
              reference_nfe: int = 1000) -> tuple[tuple[int, float, float] | None, dict[str, Speedup]]:
     """((reference NFE, its NFE spent, baseline quality), {row: Speedup}) for one target's records."""
-    table = _table(records, metric)
+    table = results_table(records, metric)
     if baseline not in table or not table[baseline]:
         return None, {}
     spec = _spec(records, metric)
@@ -164,7 +164,7 @@ def _plot(records: list[dict], metric: str, path: Path, title: str) -> None:
     spec = _spec(records, metric)
     absolute = spec["better"] == "zero"
     floor = _floor(records, metric)
-    table = _table(records, metric)
+    table = results_table(records, metric)
     fig, ax = plt.subplots(figsize=(9, 5))
     kinds = {_row(r): (r.get("config") or {}).get("solver_kind") for r in records}
     colours = plt.get_cmap("tab20").colors
@@ -289,7 +289,7 @@ def _section(target: str, recs: list[dict], out: Path, baselines: list[str], ref
             md.append("")
     for metric in metrics:
         spec = _spec(recs, metric)
-        table = _table(recs, metric)
+        table = results_table(recs, metric)
         floor = _floor(recs, metric)
         md += [f"### {metric}: {spec['label']} (better: {spec['better']})", "",
                "| solver | " + " | ".join(str(n) for n in nfes) + " |", "|---|" + "---:|" * len(nfes)]
@@ -338,7 +338,7 @@ def render_report(out_dir: str | Path, *, baseline: str | Sequence[str] | None =
     config it was swept with.
     """
     out = Path(out_dir)
-    records = _load(out) if (out / "results.jsonl").is_file() else []
+    records = read_results(out) if results_path(out).is_file() else []
     records = list({r.get("key", id(r)): r for r in records}.values())  # a re-run cell: its last line counts
     if baseline is None:
         baselines = sorted({_row(r) for r in records if r.get("solver") == "bfn"}, key=lambda r: (r != "bfn", r))
@@ -349,15 +349,15 @@ def render_report(out_dir: str | Path, *, baseline: str | Sequence[str] | None =
         raise ValueError(f"baseline must be a row name or a list of them, got {baseline!r}")
     if not isinstance(reference_nfe, int) or reference_nfe < 1:
         raise ValueError(f"reference_nfe must be a positive integer, got {reference_nfe!r}")
-    if not (out / "results.jsonl").is_file():
-        raise ValueError(f"out_dir: no results.jsonl in {str(out)!r}")
+    if not results_path(out).is_file():
+        raise ValueError(f"out_dir: no {RESULTS_FILE} in {str(out)!r}")
     if not records:
-        raise ValueError(f"out_dir: {str(out / 'results.jsonl')!r} holds no complete records")
+        raise ValueError(f"out_dir: {str(results_path(out))!r} holds no complete records")
     by_target: dict[str, list[dict]] = defaultdict(list)
     for r in records:
         by_target[r.get("target", "?")].append(r)
     md = [f"# NFE vs quality: {out.name}", "",
-          f"{len(records)} cells from `results.jsonl`. Tables: mean over seeds (± sample std when there are several "
+          f"{len(records)} cells from `{RESULTS_FILE}`. Tables: mean over seeds (± sample std when there are several "
           "seeds). Noise floor: the same metric between two independent exact (oracle) or real (data) sample sets of "
           "the same size (± the std over replicate sets where there are several). Plots: log NFE axis, one line per "
           "solver, the noise floor dashed (its ±1 std band shaded).", ""]
@@ -366,37 +366,3 @@ def render_report(out_dir: str | Path, *, baseline: str | Sequence[str] | None =
     text = "\n".join(md).rstrip() + "\n"
     (out / REPORT_FILE).write_text(text)
     return text
-
-
-def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Arguments of ``bfnsolvers report``."""
-    parser.add_argument("dir", help="sweep output folder (with results.jsonl)")
-    parser.add_argument("--baseline", default=None,
-                        help="comma-separated rows the speedups are measured against (a solver, or 'solver [config]'); "
-                             "default: bfn under each of its configs")
-    parser.add_argument("--reference-nfe", type=int, default=1000,
-                        help="baseline NFE whose quality is to be matched (default 1000, else the largest)")
-    return parser
-
-
-def run_report_cli(args: argparse.Namespace) -> int:
-    """``bfnsolvers report DIR``: write DIR/report.md and the PNGs; returns an exit code."""
-    baseline = None if args.baseline is None else [b.strip() for b in args.baseline.split(",") if b.strip()]
-    render_report(args.dir, baseline=baseline, reference_nfe=args.reference_nfe)
-    print(f"report: {Path(args.dir) / REPORT_FILE}")
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m bfnsolvers.report DIR``: ``bfnsolvers report DIR`` (same arguments, errors and exit status)."""
-    import sys
-
-    from .cli import main as cli_main
-
-    return cli_main(["report", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(main())

@@ -15,6 +15,7 @@ from torch import Tensor
 
 __all__ = [
     "ModeCoverage",
+    "gmm_log_prob",
     "gmm_nll",
     "markov_bigram_probs",
     "markov_bigram_tv",
@@ -128,12 +129,19 @@ def gmm_nll(
     sample, or nats per dimension (divided by D) if ``per_dim``. For exact samples
     this estimates the mixture's differential entropy.
     """
+    lp = gmm_log_prob(x, means, std, weights)
+    nll = -lp.mean().item()
+    return nll / _as_2d("x", x).shape[1] if per_dim else nll
+
+
+def gmm_log_prob(x: Tensor, means: Tensor, std: float | Tensor, weights: Tensor | None = None) -> Tensor:
+    """Exact log density ln p(x_n) (N,) of ``x`` (N, D) under the isotropic Gaussian mixture of ``gmm_nll``
+    (float64; ``GaussianMixtureOracle.log_prob`` is this)."""
     x, mu, s, w = _mixture_args(x, means, std, weights)
     d = x.shape[1]
     sq = torch.cdist(x, mu) ** 2  # (N, K)
     log_comp = torch.log(w) - d * torch.log(s) - 0.5 * d * math.log(2 * math.pi) - sq / (2 * s**2)
-    nll = -torch.logsumexp(log_comp, dim=1).mean().item()
-    return nll / d if per_dim else nll
+    return torch.logsumexp(log_comp, dim=1)
 
 
 class ModeCoverage(NamedTuple):
@@ -221,7 +229,8 @@ def markov_entropy_rate(init: Tensor, trans: Tensor, length: int) -> float:
 
     H(X_0..X_{L-1}) / L = [H(p_0) + sum_{t=1}^{L-1} sum_i p_{t-1}(i) H(trans[i, :])] / L,
     with marginals p_t = init trans^t. This equals E[markov_chain_nll] of exact
-    samples, so a perfect sampler's NLL per token matches it in expectation.
+    samples, so a perfect sampler's NLL per token matches it in expectation
+    (``MarkovChainOracle.entropy_rate`` is this).
     """
     init, trans = _markov_args(init, trans)
     if length < 1:
@@ -230,7 +239,7 @@ def markov_entropy_rate(init: Tensor, trans: Tensor, length: int) -> float:
     total = -_xlogx(init).sum()
     p = init
     for _ in range(1, length):
-        total = total + p @ row_h
+        total = total + (p * row_h).sum()
         p = p @ trans
     return total.item() / length
 

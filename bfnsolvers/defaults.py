@@ -1,0 +1,108 @@
+"""The measured defaults of ``sample`` per data type: one table (``DEFAULTS``) and the rules that read it.
+
+``sample(model, process)`` with solver, schedule, t_start or final left out takes them from here
+(``resolve_defaults``); docs/defaults.md has the measurements behind each choice.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+from torch import Tensor
+
+from .processes import BFNProcess
+
+__all__ = ["DEFAULTS", "DEFAULT_SPAN", "FINALS", "KindDefaults", "PUBLISHED_ETA", "READOUTS", "data_kind", "default_final",
+           "default_schedule", "default_solver", "default_t_start", "resolve_defaults"]
+
+Final = Literal["denoise", "state", "drop"]
+Readout = Literal["mean", "mode", "sample"]
+#: The final steps ``sample`` takes: "denoise" (a call at t = 1), "state" (read the state), "drop" (the readout
+#: at the last-but-one time); and the readouts of the final output distribution.
+FINALS: tuple[str, ...] = ("denoise", "state", "drop")
+READOUTS: tuple[str, ...] = ("mean", "mode", "sample")
+
+#: Start times of the published BFN-Solvers (CIFAR-10 and text8 configs): eta.
+PUBLISHED_ETA = {"continuous": 1e-2, "discrete": 1e-3}
+
+#: Default log-SNR span of the grid for continuous data: it starts where
+#: lambda = lambda(1) - DEFAULT_SPAN (t = 0.0011 for sigma_1 = 1e-3). Chosen among 8-11 on the GMM
+#: oracle (benchmarks/beyond/: 8 and 9 equal within noise) and the digits model (NFE 10 digits FD,
+#: ODE/SDE: span 8 163/129, span 9 117/108, span 10 115/119): see benchmarks/results/beyond.md.
+DEFAULT_SPAN = 9.0
+
+
+@dataclass(frozen=True)
+class KindDefaults:
+    """The defaults of one data type. t_start: "span" (where lambda = lambda(1) - DEFAULT_SPAN) or "eta" (the
+    published eta in the natural time). final: for every solver but the original sampler and the reference ODE,
+    which end with a call at t = 1 ("denoise")."""
+
+    solver: str
+    schedule: str
+    t_start: Literal["span", "eta"]
+    final: Final
+    #: The ODE solver of the calibration pilot and of ``bfnsolvers --schedule calibrated`` (an ODE, as advised).
+    ode_solver: str
+    why: str
+
+
+_CONTINUOUS = KindDefaults(
+    "bfn-unipc3", "logsnr", "span", "drop", "bfn-unipc3",
+    "the best measured solver at NFE 10 on the shipped models (benchmarks/results/beyond-models.md): the 2M "
+    "predictor with a UniPC-style corrector on the log-SNR grid; the start where lambda = lambda(1) - DEFAULT_SPAN "
+    "(the published eta = 0.01 ignores a(eta) E[x] at a half log-SNR of -0.95 for sigma_1 = 1e-3 and makes the "
+    "ODE solvers plateau); the last step dropped, x0_hat read at the last-but-one grid time")
+
+#: Per data type (``process.kind``): default solver, grid, start rule and final step, with the reason.
+DEFAULTS: dict[str, KindDefaults] = {
+    "continuous": _CONTINUOUS,
+    "discretised": _CONTINUOUS,
+    "discrete": KindDefaults(
+        "sde-bfn-unipc3-t", "uniform", "eta", "drop", "bfn-unipc3-t",
+        "the SDE solver polynomial in t with a corrector (its ODE counterpart bfn-unipc3-t is better on the exact "
+        "Markov oracle, worse on the text model) on the uniform grid (the text8 regime: lambda(1) = -1.9, e_hat is "
+        "smooth in t, not in lambda), from the published eta in the natural time u = sqrt(beta / beta(1)) (= t for "
+        "beta_1 t^2: the same start accuracy on any schedule; eta in t is ~250x more accurate on ChemBFN's)"),
+}
+
+
+def data_kind(process: BFNProcess) -> str:
+    """"continuous", "discretised" or "discrete" (``process.kind``)."""
+    return process.kind
+
+
+def default_solver(process: BFNProcess) -> str:
+    """The best measured solver for the data type (``DEFAULTS``)."""
+    return DEFAULTS[process.kind].solver
+
+
+def default_schedule(process: BFNProcess, solver: str) -> str:
+    """Uniform in t for the original sampler; otherwise the data type's grid (``DEFAULTS``)."""
+    return "uniform" if solver == "bfn" else DEFAULTS[process.kind].schedule
+
+
+def default_t_start(process: BFNProcess, solver: str) -> float:
+    """The original sampler starts at the prior (t = 0); otherwise the data type's rule (``DEFAULTS``)."""
+    if solver == "bfn":
+        return 0.0
+    if DEFAULTS[process.kind].t_start == "eta":
+        return float(process.t_of_natural_time(PUBLISHED_ETA["discrete"]))
+    return float(process.t_of_lam(process.lam(1.0) - DEFAULT_SPAN))
+
+
+def default_final(solver: str, process: BFNProcess | None = None) -> str:
+    """The original sampler (and the reference ODE) end with a call at t = 1; the others with the data type's
+    final step (``DEFAULTS``; "drop", x0_hat at the last-but-one grid time, for every data type today)."""
+    if solver in ("bfn", "reference"):
+        return "denoise"
+    return DEFAULTS[process.kind].final if process is not None else "drop"
+
+
+def resolve_defaults(process: BFNProcess, solver: str | None, schedule, t_start: float | None,
+                     final: Final | None) -> tuple[str, str | Sequence[float] | Tensor, float, Final]:
+    """(solver, schedule, t_start, final) with every None replaced by the measured default for the data type."""
+    solver = default_solver(process) if solver is None else solver
+    return (solver, default_schedule(process, solver) if schedule is None else schedule,
+            default_t_start(process, solver) if t_start is None else float(t_start),
+            default_final(solver, process) if final is None else final)
