@@ -282,6 +282,7 @@ def test_lock_is_released_when_its_process_dies(tmp_path: Path) -> None:
     (dict(readout="median"), "readout"),
     (dict(extra_configs=[{"name": "x", "schedule": "nope"}]), r"schedule \(extra config 'x'\)"),
     (dict(out_dir=""), "out: expected a non-empty folder path"),
+    (dict(schedule=[0.0, 0.5, 1.0], final="denoise"), r"nfe=5, but a schedule of 3 times.*spends 3 calls"),
 ])
 def test_bad_sample_arguments_are_rejected_before_any_cell(tmp_path: Path, kwargs: dict, match: str) -> None:
     args = dict(target="oracle:gmm", solvers=["bfn"], nfes=[5], samples=8, seeds=[0], out_dir=tmp_path / "o")

@@ -29,7 +29,7 @@ import torch
 
 from .._io import progress_bar
 from ..defaults import FINALS, READOUTS, data_kind, resolve_defaults
-from ..sampling import sample
+from ..sampling import build_grid, sample
 from ..schedules import SCHEDULES, check_times
 from ..solvers import get_solver
 from .distributed import Ranks, broadcast, gather, init_distributed
@@ -163,6 +163,8 @@ def _plan_cells(target: SweepTarget, solvers: Sequence[str], nfes: Sequence[int]
                     _check_sample_kwargs(kw, "" if cfg["name"] == "default" else f" (extra config {cfg['name']!r})")
                     options = {k: v for k, v in overrides.items() if k not in SAMPLE_KEYS}
                     _check_solver_options(spec, options, cfg["name"])
+                    if not isinstance(kw["schedule"], str):      # a list spends what it spends: nfe must match
+                        build_grid(target.process, spec, nfe, kw["schedule"], kw["t_start"], kw["final"])
                     schedule = kw["schedule"] if isinstance(kw["schedule"], str) else [float(t) for t in kw["schedule"]]
                     config = {"target": target.name, "solver": solver, "nfe": nfe, "seed": seed,
                               "config_name": cfg["name"], "samples": samples, "batch_size": batch_size,
