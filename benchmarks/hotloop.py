@@ -37,8 +37,7 @@ sys.path.insert(0, str(_ROOT))
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-from bfnsolvers import ContinuousBFN, kernels  # noqa: E402
-from bfnsolvers import ContinuousBFN, DiscretisedBFN  # noqa: E402
+from bfnsolvers import ContinuousBFN, DiscretisedBFN, kernels  # noqa: E402
 from bfnsolvers.distributions import BinDistribution, bin_index  # noqa: E402
 from bfnsolvers.processes import discretised as discretised_module  # noqa: E402
 from bfnsolvers.bench.provenance import proc_status_bytes  # noqa: E402

@@ -10,6 +10,7 @@ from bfnsolvers.denoiser import Denoiser
 from bfnsolvers.oracles import DiscretisedOracle
 from bfnsolvers.sampling import plan_steps, sample
 from bfnsolvers.solvers import SOLVERS, get_solver
+from helpers import assert_adams_t_order_2_is_published
 from problems import PROBLEMS, gmm_problem, markov_problem, measured_order
 
 
@@ -159,17 +160,8 @@ def test_callback_and_trajectory():
 def test_adams_t_order_2_is_the_published_solver(stochastic):
     """Two independent derivations: the published closed-form updates linearised in s, and the
     Adams weights integrated by Gauss-Legendre quadrature."""
-    from bfnsolvers.solvers import adams_t, bfn_solver2_s, sde_bfn_solver2_s
     oracle, process = markov_problem()
-    model = Denoiser(oracle, process)
-    ts = torch.tensor([1e-3, 0.1, 0.35, 0.5, 0.8, 0.9], dtype=torch.float64)
-    z = process.prior_state((7, 5, 4), ts[0], torch.Generator().manual_seed(0), torch.float64)
-    if stochastic:
-        published = sde_bfn_solver2_s(model, z, ts, generator=torch.Generator().manual_seed(1))
-        ours = adams_t(model, z, ts, order=2, stochastic=True, generator=torch.Generator().manual_seed(1))
-    else:
-        published, ours = bfn_solver2_s(model, z, ts), adams_t(model, z, ts, order=2)
-    torch.testing.assert_close(ours, published, rtol=1e-12, atol=1e-12)
+    assert_adams_t_order_2_is_published(Denoiser(oracle, process), (7, 5, 4), stochastic)
 
 
 def test_integral_weights_integrate_polynomials_exactly():
