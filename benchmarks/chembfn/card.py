@@ -98,6 +98,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--extra", nargs="*", default=["ODE:0.5"],
                     help="further tool.sample methods to report (not saved as samples)")
+    ap.add_argument("--n-extra", type=int, default=500, help="samples for each --extra method")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from safetensors.torch import save_file
@@ -145,8 +146,9 @@ def main() -> None:
         torch.manual_seed(args.seed)
         t0 = time.time()
         smi = []
-        while len(smi) < args.n:
-            smi += sample(model, min(args.batch, args.n - len(smi)), MAX_LEN, 100,
+        n = args.n if method == "BFN" else args.n_extra
+        while len(smi) < n:
+            smi += sample(model, min(args.batch, n - len(smi)), MAX_LEN, 100,
                           device="cpu", method=method)
         dt = time.time() - t0
         results[method] = metrics(smi, train) | {"seconds": dt}
@@ -212,8 +214,9 @@ def main() -> None:
         "## Samples",
         "",
         f"`bayesianflow_for_chem.tool.sample(model, batch_size={args.batch}, sequence_size={MAX_LEN}, "
-        f"sample_step=100, device=\"cpu\", method=...)`, {args.n} samples in batches of {args.batch}, "
-        f"`torch.manual_seed({args.seed})` before the first batch, {args.threads} CPU threads. "
+        f"sample_step=100, device=\"cpu\", method=...)`, {args.n} samples ({args.n_extra} for the "
+        f"other samplers) in batches of {args.batch}, "
+        f"`torch.manual_seed({args.seed})` before the first batch of each sampler, {args.threads} CPU threads. "
         "`method=\"BFN\"` is the package's default sampler (`ChemBFN.sample`, 100 steps); `ODE:0.5` is the "
         "sampler of the package's example CLI configuration. "
         "Valid: `Chem.MolFromSmiles(s)` is not None and `s` is non-empty (RDKit "
