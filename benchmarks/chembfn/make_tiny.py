@@ -36,6 +36,9 @@ REFERENCE = """
 logits:        forward(2*theta-1, t, None, None) for theta = softmax(3*randn(3, 12, K)), t = (0.1, 0.5, 0.9)
 sample_*:      torch.manual_seed(0); ChemBFN.sample(4, 12, None, sample_step=10)  -> tokens, entropy
 ode_sample_*:  torch.manual_seed(0); ChemBFN.ode_sample(4, 12, None, sample_step=10, temperature=0.5) -> tokens, entropy
+guided_*:      torch.manual_seed(2); ChemBFN.sample(2, 12, guided_y, sample_step=10, guidance_strength=4.0), guided_y = randn(2, C) (seed 7)
+inpaint_*:     torch.manual_seed(3); ChemBFN.inpaint(inpaint_x, None, sample_step=10) (0 = position to fill)
+ode_inpaint_*: torch.manual_seed(4); ChemBFN.ode_inpaint(inpaint_x, None, sample_step=10, temperature=0.5)
 loss:          torch.manual_seed(1); ChemBFN.cts_loss(x, t_loss, None) for x = tokens of two MOSES-like SMILES
 """
 
@@ -99,6 +102,19 @@ def main() -> None:
     torch.manual_seed(0)
     tok, ent = loaded.ode_sample(4, 12, None, sample_step=10, temperature=0.5)
     ref["ode_sample_tokens"], ref["ode_sample_entropy"] = tok, ent
+    gy = torch.randn((2, model.hparam["channel"]), generator=torch.Generator().manual_seed(7))
+    torch.manual_seed(2)
+    tok, ent = loaded.sample(2, 12, gy, sample_step=10, guidance_strength=4.0)
+    ref["guided_y"], ref["guided_tokens"], ref["guided_entropy"] = gy, tok, ent
+    xi = torch.zeros((2, 12), dtype=torch.long)
+    xi[:, :4] = smiles2token("CCO")[:4]  # <start> C C O, rest to fill
+    xi[1, 6] = 151  # an aromatic c in the middle
+    ref["inpaint_x"] = xi
+    torch.manual_seed(3)
+    ref["inpaint_tokens"], ref["inpaint_entropy"] = loaded.inpaint(xi, None, sample_step=10)
+    torch.manual_seed(4)
+    ref["ode_inpaint_tokens"], ref["ode_inpaint_entropy"] = loaded.ode_inpaint(
+        xi, None, sample_step=10, temperature=0.5)
     x = collate([{"token": smiles2token(s)} for s in ("CCOc1ccccc1", "CC(=O)Nc1ccc(O)cc1")])["token"]
     t_loss = torch.tensor([0.3, 0.7]).view(2, 1, 1)
     torch.manual_seed(1)
