@@ -142,6 +142,88 @@ def main() -> None:
 
     train, same = train_set()
     results = {}
+
+    def write_card() -> None:
+        hp = state["hparam"]
+        table = loss_table(rows)
+        lines = [
+            "# ChemBFN on MOSES (small, CPU-trained)",
+            "",
+            "A small [ChemBFN](https://pypi.org/project/bayesianflow-for-chem/) "
+            "(`bayesianflow-for-chem` 3.0.4) trained unconditionally on MOSES train SMILES, "
+            "for agreement and speed tests of BFN samplers on a real ChemBFN network. "
+            "It is far smaller and shorter-trained than the published ChemBFN models; "
+            "its sample quality is not comparable to theirs.",
+            "",
+            "Files: `chembfn-moses.pt` (ChemBFN's own format `{\"nn\": state_dict, \"hparam\": hparam}`, "
+            "load with `bayesianflow_for_chem.ChemBFN.from_checkpoint`), `chembfn-moses.safetensors` "
+            "(same state dict; hparam in the metadata), `chembfn-moses-loss.csv` / `-loss.png` "
+            "(training log), `chembfn-moses-samples.txt` (the BFN-sampler SMILES below).",
+            "",
+            "## Model",
+            "",
+            f"- `ChemBFN(num_vocab={hp['num_vocab']}, channel={hp['channel']}, num_layer={hp['num_layer']}, "
+            f"num_head={hp['num_head']}, dropout={hp['dropout']})`: {n_param:,} parameters "
+            f"({(OUT / 'chembfn-moses.pt').stat().st_size / 1e6:.1f} MB as float32).",
+            f"- Tokenizer: ChemBFN's own SMILES tokenizer (`bayesianflow_for_chem.data.smiles2token`, "
+            f"default vocabulary, K = {hp['num_vocab']}: `<pad>`=0, `<start>`=1, `<end>`=2), "
+            f"padded with ChemBFN's `collate` to the fixed length {MAX_LEN} (`MAX_PADDING_LENGTH`); "
+            "sample with `sequence_size = 58`.",
+            f"- Accuracy schedule: ChemBFN's built-in one, beta(1) = 20.4054 / K = {20.4054 / hp['num_vocab']:.6f}.",
+            "",
+            "## Data and training",
+            "",
+            "- Data: MOSES training split (`moses/dataset/data/train.csv.gz` from `molsets` 0.3.1, "
+            "1,584,663 SMILES). Batches are consecutive slices of one permutation of the whole split "
+            f"(`torch.randperm`, seed 0); {step} steps x 64 = {step * 64:,} molecules, i.e. "
+            f"{step * 64 / 1584663:.0%} of the split, each seen once.",
+            "- Loss and model: ChemBFN's own `ChemBFN.cts_loss` (continuous-time loss, "
+            "t ~ U(0, 1) per sequence, no label) on ChemBFN's own class, in a plain loop "
+            "(`benchmarks/chembfn/train.py`) that mirrors the package's Lightning `train.Model.training_step` "
+            "for an unconditional model.",
+            "- Optimiser: AdamW (weight decay 0.01, as in the package), lr 5e-4 after a 300-step linear "
+            "warm-up, constant afterwards (the package default is 5e-5 with 1000 warm-up steps; "
+            "raised for this short run); batch 64; dropout 0.01.",
+            f"- Steps: {step}; wall time {wall / 60:.1f} min on one CPU thread "
+            "(`torch.set_num_threads(1)`, `nice -n 10`, on a 2-core machine shared with other jobs). "
+            + ("The run was planned for 7000 steps and stopped by its wall-time cap (4500 s)."
+               if step < 7000 else ""),
+            f"- Loss (logged as the mean of each 10 steps): first {rows[0]['loss']:.4f}, "
+            f"last {rows[-1]['loss']:.4f}; mean of the last 10% {table[-1][2]:.4f}.",
+            "",
+            "| step | wall (min) | mean loss over this 10% | logged loss at step |",
+            "|---:|---:|---:|---:|",
+        ]
+        lines += [f"| {s} | {wt / 60:.1f} | {m:.4f} | {v:.4f} |" for s, wt, m, v in table]
+        lines += [
+            "",
+            "![loss](chembfn-moses-loss.png)",
+            "",
+            "## Samples",
+            "",
+            f"`bayesianflow_for_chem.tool.sample(model, batch_size={args.batch}, sequence_size={MAX_LEN}, "
+            f"sample_step=100, device=\"cpu\", method=...)`, {args.n} samples ({args.n_extra} for the "
+            f"other samplers) in batches of {args.batch}, "
+            f"`torch.manual_seed({args.seed})` before the first batch of each sampler, {args.threads} CPU threads. "
+            "`method=\"BFN\"` is the package's default sampler (`ChemBFN.sample`, 100 steps); `ODE:0.5` is the "
+            "sampler of the package's example CLI configuration. "
+            "Valid: `Chem.MolFromSmiles(s)` is not None and `s` is non-empty (RDKit "
+            f"{__import__('rdkit').__version__}); uniqueness: distinct canonical / valid; novelty: distinct "
+            "canonical valid not in the MOSES train SMILES as stored / distinct canonical valid "
+            f"(RDKit leaves {same:.1%} of 5000 random train SMILES unchanged when canonicalising, "
+            "so the stored strings are canonical for this RDKit up to that fraction).",
+            "",
+            "| sampler | samples | validity | uniqueness | novelty | seconds |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for m, r in results.items():
+            lines.append(f"| {m}{' (default)' if m == 'BFN' else ''} | {r['n']} | {r['validity']:.3f} "
+                         f"({r['valid']}) | {r['uniqueness']:.3f} ({r['unique']}) | {r['novelty']:.3f} "
+                         f"({r['novel']}) | {r['seconds']:.0f} |")
+        lines += ["", "Made by `benchmarks/chembfn/card.py`; trained by `benchmarks/chembfn/train.py`.", ""]
+        (OUT / "chembfn-moses.md").write_text("\n".join(lines))
+        print("\n".join(lines))
+
     for method in ["BFN"] + list(args.extra):
         torch.manual_seed(args.seed)
         t0 = time.time()
@@ -155,86 +237,7 @@ def main() -> None:
         print(method, results[method], flush=True)
         if method == "BFN":
             (OUT / "chembfn-moses-samples.txt").write_text("\n".join(smi) + "\n")
-
-    hp = state["hparam"]
-    table = loss_table(rows)
-    lines = [
-        "# ChemBFN on MOSES (small, CPU-trained)",
-        "",
-        "A small [ChemBFN](https://pypi.org/project/bayesianflow-for-chem/) "
-        "(`bayesianflow-for-chem` 3.0.4) trained unconditionally on MOSES train SMILES, "
-        "for agreement and speed tests of BFN samplers on a real ChemBFN network. "
-        "It is far smaller and shorter-trained than the published ChemBFN models; "
-        "its sample quality is not comparable to theirs.",
-        "",
-        "Files: `chembfn-moses.pt` (ChemBFN's own format `{\"nn\": state_dict, \"hparam\": hparam}`, "
-        "load with `bayesianflow_for_chem.ChemBFN.from_checkpoint`), `chembfn-moses.safetensors` "
-        "(same state dict; hparam in the metadata), `chembfn-moses-loss.csv` / `-loss.png` "
-        "(training log), `chembfn-moses-samples.txt` (the BFN-sampler SMILES below).",
-        "",
-        "## Model",
-        "",
-        f"- `ChemBFN(num_vocab={hp['num_vocab']}, channel={hp['channel']}, num_layer={hp['num_layer']}, "
-        f"num_head={hp['num_head']}, dropout={hp['dropout']})`: {n_param:,} parameters "
-        f"({(OUT / 'chembfn-moses.pt').stat().st_size / 1e6:.1f} MB as float32).",
-        f"- Tokenizer: ChemBFN's own SMILES tokenizer (`bayesianflow_for_chem.data.smiles2token`, "
-        f"default vocabulary, K = {hp['num_vocab']}: `<pad>`=0, `<start>`=1, `<end>`=2), "
-        f"padded with ChemBFN's `collate` to the fixed length {MAX_LEN} (`MAX_PADDING_LENGTH`); "
-        "sample with `sequence_size = 58`.",
-        f"- Accuracy schedule: ChemBFN's built-in one, beta(1) = 20.4054 / K = {20.4054 / hp['num_vocab']:.6f}.",
-        "",
-        "## Data and training",
-        "",
-        "- Data: MOSES training split (`moses/dataset/data/train.csv.gz` from `molsets` 0.3.1, "
-        "1,584,663 SMILES). Batches are consecutive slices of one permutation of the whole split "
-        f"(`torch.randperm`, seed 0); {step} steps x 64 = {step * 64:,} molecules, i.e. "
-        f"{step * 64 / 1584663:.0%} of the split, each seen once.",
-        "- Loss and model: ChemBFN's own `ChemBFN.cts_loss` (continuous-time loss, "
-        "t ~ U(0, 1) per sequence, no label) on ChemBFN's own class, in a plain loop "
-        "(`benchmarks/chembfn/train.py`) that mirrors the package's Lightning `train.Model.training_step` "
-        "for an unconditional model.",
-        "- Optimiser: AdamW (weight decay 0.01, as in the package), lr 5e-4 after a 300-step linear "
-        "warm-up, constant afterwards (the package default is 5e-5 with 1000 warm-up steps; "
-        "raised for this short run); batch 64; dropout 0.01.",
-        f"- Steps: {step}; wall time {wall / 60:.1f} min on one CPU thread "
-        "(`torch.set_num_threads(1)`, `nice -n 10`, on a 2-core machine shared with other jobs). "
-        + ("The run was planned for 7000 steps and stopped by its wall-time cap (4500 s)."
-           if step < 7000 else ""),
-        f"- Loss (logged as the mean of each 10 steps): first {rows[0]['loss']:.4f}, "
-        f"last {rows[-1]['loss']:.4f}; mean of the last 10% {table[-1][2]:.4f}.",
-        "",
-        "| step | wall (min) | mean loss over this 10% | logged loss at step |",
-        "|---:|---:|---:|---:|",
-    ]
-    lines += [f"| {s} | {wt / 60:.1f} | {m:.4f} | {v:.4f} |" for s, wt, m, v in table]
-    lines += [
-        "",
-        "![loss](chembfn-moses-loss.png)",
-        "",
-        "## Samples",
-        "",
-        f"`bayesianflow_for_chem.tool.sample(model, batch_size={args.batch}, sequence_size={MAX_LEN}, "
-        f"sample_step=100, device=\"cpu\", method=...)`, {args.n} samples ({args.n_extra} for the "
-        f"other samplers) in batches of {args.batch}, "
-        f"`torch.manual_seed({args.seed})` before the first batch of each sampler, {args.threads} CPU threads. "
-        "`method=\"BFN\"` is the package's default sampler (`ChemBFN.sample`, 100 steps); `ODE:0.5` is the "
-        "sampler of the package's example CLI configuration. "
-        "Valid: `Chem.MolFromSmiles(s)` is not None and `s` is non-empty (RDKit "
-        f"{__import__('rdkit').__version__}); uniqueness: distinct canonical / valid; novelty: distinct "
-        "canonical valid not in the MOSES train SMILES as stored / distinct canonical valid "
-        f"(RDKit leaves {same:.1%} of 5000 random train SMILES unchanged when canonicalising, "
-        "so the stored strings are canonical for this RDKit up to that fraction).",
-        "",
-        "| sampler | samples | validity | uniqueness | novelty | seconds |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for m, r in results.items():
-        lines.append(f"| {m}{' (default)' if m == 'BFN' else ''} | {r['n']} | {r['validity']:.3f} "
-                     f"({r['valid']}) | {r['uniqueness']:.3f} ({r['unique']}) | {r['novelty']:.3f} "
-                     f"({r['novel']}) | {r['seconds']:.0f} |")
-    lines += ["", "Made by `benchmarks/chembfn/card.py`; trained by `benchmarks/chembfn/train.py`.", ""]
-    (OUT / "chembfn-moses.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+        write_card()
 
 
 if __name__ == "__main__":
