@@ -45,12 +45,17 @@ CONFIGS: dict[str, tuple[str, dict]] = {
     "chembfn-ode:0.5": ("chembfn-ode", {"ode_temperature": 0.5, "grid": "chembfn"}),
     "sde-bfn-solver2-s": ("sde-bfn-solver2-s", {}),
     "sde-bfn-solver2-s+ns0.7": ("sde-bfn-solver2-s", {"noise_scale": 0.7}),
+    "sde-bfn-solver2-s+ns0.5": ("sde-bfn-solver2-s", {"noise_scale": 0.5}),
     "bfn-unipc3-t": ("bfn-unipc3-t", {}),
     "bfn-unipc3-t+T0.7": ("bfn-unipc3-t", {"temperature": 0.7}),
+    "bfn-unipc3-t+T0.5": ("bfn-unipc3-t", {"temperature": 0.5}),
     "sde-bfn-unipc3-t": ("sde-bfn-unipc3-t", {}),
     "sde-bfn-unipc3-t+ns0.7": ("sde-bfn-unipc3-t", {"noise_scale": 0.7}),
+    "sde-bfn-unipc3-t+ns0.5": ("sde-bfn-unipc3-t", {"noise_scale": 0.5}),
     "sde-bfn-unipc3-t+T0.7": ("sde-bfn-unipc3-t", {"temperature": 0.7}),
+    "sde-bfn-unipc3-t+T0.5": ("sde-bfn-unipc3-t", {"temperature": 0.5}),
 }
+#: ns = sample(noise_scale=...) (SDE noise times ns), T = sample(temperature=...) (logits / T at every call).
 METRICS = ["validity", "uniqueness", "novelty", "int_div", "fcd", "wall_s"]
 
 
@@ -226,8 +231,8 @@ def report(args) -> None:
     if check.exists():
         frac = json.loads(check.read_text())["unchanged_by_rdkit"]
         lines += ["", f"Novelty is against the MOSES train SMILES as stored; the installed RDKit leaves {frac:.4f} of "
-                      "5000 random train SMILES unchanged by canonicalisation (so novelty is overstated by at most "
-                      "about that miss rate)."]
+                      "5000 random train SMILES unchanged by canonicalisation (novelty may be overstated by about 1 - that "
+                      "fraction at most)."]
     lines += ["", f"Checkpoint(s): {sorted(ck)}", "", "![metrics](metrics.png)", ""]
     extra = args.out / "notes.md"
     if extra.exists():
