@@ -110,7 +110,8 @@ def sha256(path: Path) -> str:
 def fcd_reference(out: Path, n_ref: int):
     from bfnsolvers.metrics.molecules import FCDStats
     stats = FCDStats.__new__(FCDStats)
-    cache = out / f"fcd_ref_test{n_ref}.pt"
+    cache = Path.home() / ".cache" / "bfnsolvers" / f"fcd_ref_moses_test{n_ref}_seed0.pt"
+    cache.parent.mkdir(parents=True, exist_ok=True)
     from fcd_torch import FCD
     stats.fcd = FCD(device="cpu", n_jobs=1)
     if cache.exists():
