@@ -54,6 +54,9 @@ CONFIGS: dict[str, tuple[str, dict]] = {
     "sde-bfn-unipc3-t+ns0.5": ("sde-bfn-unipc3-t", {"noise_scale": 0.5}),
     "sde-bfn-unipc3-t+T0.7": ("sde-bfn-unipc3-t", {"temperature": 0.7}),
     "sde-bfn-unipc3-t+T0.5": ("sde-bfn-unipc3-t", {"temperature": 0.5}),
+    # added after the main run (post hoc, on the benchmark checkpoint): a stronger noise cut
+    "sde-bfn-solver2-s+ns0.25": ("sde-bfn-solver2-s", {"noise_scale": 0.25}),
+    "sde-bfn-unipc3-t+ns0.25": ("sde-bfn-unipc3-t", {"noise_scale": 0.25}),
 }
 #: ns = sample(noise_scale=...) (SDE noise times ns), T = sample(temperature=...) (logits / T at every call).
 METRICS = ["validity", "uniqueness", "novelty", "int_div", "fcd", "wall_s"]
