@@ -237,14 +237,17 @@ def report(args) -> None:
     rows = [json.loads(line) for line in (args.out / "results.jsonl").read_text().splitlines() if line]
     configs = [c for c in CONFIGS if any(r["config"] == c for r in rows)]
     fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    colours = plt.get_cmap("tab20").colors
     for ax, key in zip(axes.flat, METRICS):
-        for c in configs:
+        for j, c in enumerate(configs):
             rs = sorted((r for r in rows if r["config"] == c and r.get(key) is not None), key=lambda r: r["nfe"])
             if rs:
                 style = "--" if c.startswith("chem:") else "-"
-                ax.errorbar([r["nfe"] for r in rs], [r[key] for r in rs],
+                per = (lambda r: r[key] / r["n"]) if key == "wall_s" else (lambda r: r[key])
+                ax.errorbar([r["nfe"] for r in rs], [per(r) for r in rs], color=colours[j % 20],
                             yerr=[r.get(key + "_se", 0) for r in rs], fmt=style + "o", ms=3, label=c, capsize=2)
-        ax.set_xscale("log"), ax.set_xlabel("NFE"), ax.set_title(key)
+        ax.set_xscale("log"), ax.set_xlabel("NFE")
+        ax.set_title("wall s per sample" if key == "wall_s" else key)
     axes.flat[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(args.out / "metrics.png", dpi=110)
