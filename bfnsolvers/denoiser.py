@@ -202,15 +202,18 @@ class Denoiser:
         self._record(output, t)
         return output
 
-    def output(self, z: Tensor, t: TimeLike):
-        """The output distribution p_O(. | theta(z), t): one data prediction."""
+    def output(self, z: Tensor, t: TimeLike, apply_mask: bool = True):
+        """The output distribution p_O(. | theta(z), t): one data prediction.
+
+        apply_mask=False leaves the class mask out (for a solver that applies it its own way, e.g.
+        ChemBFN's zeroed, unrenormalised probabilities in ``chembfn-ode``)."""
         t = torch.as_tensor(t, dtype=z.dtype, device=z.device).expand(z.shape[0])
         if self.constraint is not None:
             z = self.constrain(z, t)
         output = self.raw_output(z, t).to(z.dtype)
         if self.temperature != 1.0:
             output = temper(output, self.temperature, self.output_type)
-        if self.class_mask is not None:
+        if self.class_mask is not None and apply_mask:
             output = mask_classes(output, self.class_mask.to(output.device), self.output_type)
         return self.process.output_distribution(output, z, t, self.output_type)
 

@@ -6,6 +6,7 @@ from functools import partial
 from typing import Callable, Literal
 
 from .bfn import bfn_sampler
+from .chembfn import chembfn_ode
 from .discrete import adams_t, bfn_solver2_midpoint, bfn_solver2_s, sde_bfn_solver2_s
 from .ode import bfn_solver, bfn_solver_pp, euler
 from .reference import reference_ode
@@ -76,6 +77,9 @@ def _specs() -> list[SolverSpec]:
                    "discrete SDE solver, second order in t with a corrector (no extra call)", data=("discrete",)),
         SolverSpec("sde-bfn-unipc3-t", partial(adams_t, order=3, stochastic=True, corrector=True), 3, sde,
                    "discrete SDE solver, third order in t with a corrector (no extra call)", data=("discrete",)),
+        SolverSpec("chembfn-ode", chembfn_ode, 1, sde,
+                   "ChemBFN's ODE:T sampler: a fresh flow sample at the next time with p for the one-hot, variance x T "
+                   "(option ode_temperature, default 0.5)", data=("discrete",), from_prior=True),
         SolverSpec("reference", reference_ode, 5, ode, "adaptive dopri5 on the probability-flow ODE (float64); NFE varies"),
     ]
 
@@ -118,4 +122,4 @@ def get_solver(name: str) -> SolverSpec:
 
 __all__ = ["SOLVERS", "SolverSpec", "get_solver", "register_solver", "bfn_sampler", "bfn_solver", "bfn_solver_pp", "euler",
            "euler_maruyama", "sde_bfn_solver", "sde_bfn_solver_pp", "bfn_solver2_s", "sde_bfn_solver2_s",
-           "bfn_solver2_midpoint", "adams_t", "reference_ode"]
+           "bfn_solver2_midpoint", "adams_t", "chembfn_ode", "reference_ode"]

@@ -1,0 +1,316 @@
+"""ChemBFN on MOSES: ChemBFN's own samplers against bfnsolvers' solvers, same checkpoint and seeds.
+
+Every cell (config, NFE, seed) draws ``--n`` SMILES of length ``--length`` in batches of ``--batch``
+(batch b seeded with 1000 * seed + b, for ChemBFN through ``torch.manual_seed``, for bfnsolvers
+through a ``torch.Generator``: the same stream), scores them and appends one JSON line to
+``<out>/results.jsonl``; a cell already there is skipped (resumable). Samples go to
+``<out>/samples/<config>_nfe<NFE>_s<seed>.txt.gz``. ``--report`` writes ``report.md`` and
+``metrics.png`` from the JSONL without sampling.
+
+NFE = network calls per sample: ChemBFN with n steps spends n + 1 (its final call at t = 1), so
+``chem:*`` at NFE N runs N - 1 steps (``--chem-steps`` adds cells at ChemBFN's own step counts, e.g.
+100 steps = NFE 101, its default). Metrics (``bfnsolvers.metrics.molecules``): validity, uniqueness,
+novelty vs the MOSES train SMILES as stored (RDKit-canonical; the report gives the fraction of 5000
+train SMILES the installed RDKit leaves unchanged), internal diversity (Morgan r2 1024, distinct
+pairs, up to 1000 distinct valid), FCD (fcd_torch's ChemNet) to a seeded subset of MOSES test
+(``--fcd-ref``), and the sampling wall time.
+
+Run (the report's command is recorded in it):
+    python benchmarks/chembfn_bench.py --ckpt checkpoints/chembfn-moses.pt --out benchmarks/results/chembfn/
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import math
+import random
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+#: name -> (kind, options). kind "chem": ChemBFN's own sampler; otherwise a bfnsolvers solver name.
+CONFIGS: dict[str, tuple[str, dict]] = {
+    "chem:BFN": ("chem", {"method": "BFN"}),
+    "chem:ODE:0.5": ("chem", {"method": "ODE", "T": 0.5}),
+    "chem:ODE:1.0": ("chem", {"method": "ODE", "T": 1.0}),
+    "bfn-mode": ("bfn", {"draw": "mode", "grid": "chembfn"}),
+    "chembfn-ode:0.5": ("chembfn-ode", {"ode_temperature": 0.5, "grid": "chembfn"}),
+    "sde-bfn-solver2-s": ("sde-bfn-solver2-s", {}),
+    "sde-bfn-solver2-s+ns0.7": ("sde-bfn-solver2-s", {"noise_scale": 0.7}),
+    "sde-bfn-solver2-s+ns0.5": ("sde-bfn-solver2-s", {"noise_scale": 0.5}),
+    "bfn-unipc3-t": ("bfn-unipc3-t", {}),
+    "bfn-unipc3-t+T0.7": ("bfn-unipc3-t", {"temperature": 0.7}),
+    "bfn-unipc3-t+T0.5": ("bfn-unipc3-t", {"temperature": 0.5}),
+    "sde-bfn-unipc3-t": ("sde-bfn-unipc3-t", {}),
+    "sde-bfn-unipc3-t+ns0.7": ("sde-bfn-unipc3-t", {"noise_scale": 0.7}),
+    "sde-bfn-unipc3-t+ns0.5": ("sde-bfn-unipc3-t", {"noise_scale": 0.5}),
+    "sde-bfn-unipc3-t+T0.7": ("sde-bfn-unipc3-t", {"temperature": 0.7}),
+    "sde-bfn-unipc3-t+T0.5": ("sde-bfn-unipc3-t", {"temperature": 0.5}),
+    # added after the main run (post hoc, on the benchmark checkpoint): a stronger noise cut
+    "sde-bfn-solver2-s+ns0.25": ("sde-bfn-solver2-s", {"noise_scale": 0.25}),
+    "sde-bfn-unipc3-t+ns0.25": ("sde-bfn-unipc3-t", {"noise_scale": 0.25}),
+}
+#: ns = sample(noise_scale=...) (SDE noise times ns), T = sample(temperature=...) (logits / T at every call).
+METRICS = ["validity", "uniqueness", "novelty", "int_div", "fcd", "wall_s"]
+
+
+def moses_smiles(split: str) -> list[str]:
+    import importlib.util
+    spec = importlib.util.find_spec("moses")
+    if spec is None:
+        raise SystemExit("the molsets package (module `moses`) is needed for the MOSES SMILES")
+    path = Path(list(spec.submodule_search_locations)[0]) / "dataset" / "data" / f"{split}.csv.gz"
+    with gzip.open(path, "rt") as f:
+        lines = f.read().splitlines()
+    return [line.split(",")[0] for line in lines[1:]]
+
+
+def draw(net, model, process, config: str, nfe: int, n: int, batch: int, length: int, seed: int) -> list[str]:
+    """n SMILES from one config at one NFE (batches seeded 1000 * seed + b)."""
+    from bfnsolvers import sample
+    from bfnsolvers.integrations.chembfn import chembfn_grid, tokens_to_smiles
+    kind, opts = CONFIGS[config]
+    opts = dict(opts)
+    out: list[str] = []
+    for b in range(math.ceil(n / batch)):
+        size, s = min(batch, n - b * batch), 1000 * seed + b
+        if kind == "chem":
+            torch.manual_seed(s)
+            if opts["method"] == "BFN":
+                tok, _ = net.sample(size, length, None, sample_step=nfe - 1)
+            else:
+                tok, _ = net.ode_sample(size, length, None, sample_step=nfe - 1, temperature=opts["T"])
+        else:
+            kw = {k: v for k, v in opts.items() if k != "grid"}
+            if opts.get("grid") == "chembfn":
+                kw.update(schedule=chembfn_grid(nfe - 1), final="denoise")
+            else:
+                kw.update(nfe=nfe)
+            tok, _ = sample(model, process, kind, shape=(size, length), readout_as="mode",
+                            generator=torch.Generator().manual_seed(s), **kw)
+        out += tokens_to_smiles(tok)
+    return out
+
+
+def load_done(path: Path) -> set[tuple]:
+    if not path.exists():
+        return set()
+    return {(r["config"], r["nfe"], r["seed"]) for r in map(json.loads, path.read_text().splitlines()) if r}
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def fcd_reference(out: Path, n_ref: int):
+    from bfnsolvers.metrics.molecules import FCDStats
+    stats = FCDStats.__new__(FCDStats)
+    cache = Path.home() / ".cache" / "bfnsolvers" / f"fcd_ref_moses_test{n_ref}_seed0.pt"
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    from fcd_torch import FCD
+    stats.fcd = FCD(device="cpu", n_jobs=1)
+    if cache.exists():
+        stats.ref = torch.load(cache, weights_only=False)
+    else:
+        test = moses_smiles("test")
+        stats.ref = stats.fcd.precalc(random.Random(0).sample(test, n_ref))
+        torch.save(stats.ref, cache)
+    return stats
+
+
+def run(args) -> None:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from bayesianflow_for_chem import ChemBFN
+    from bfnsolvers.integrations.chembfn import from_chembfn
+    from bfnsolvers.metrics.molecules import molecule_metrics
+
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "samples").mkdir(exist_ok=True)
+    results = args.out / "results.jsonl"
+    done = load_done(results)
+    cells = [(c, nfe, s) for nfe in args.nfe for c in args.configs for s in args.seeds]
+    cells += [(c, steps + 1, s) for steps in args.chem_steps for c in args.configs if c.startswith("chem:")
+              for s in args.seeds]
+    todo = [cell for cell in cells if cell not in done]
+    if not todo:
+        print(f"all {len(cells)} cells are in {results}")
+        return
+    with open(args.out / "commands.txt", "a") as f:
+        f.write(args.command + "\n")
+    net = ChemBFN.from_checkpoint(args.ckpt).eval()
+    model, process = from_chembfn(net)
+    ckpt_id = sha256(args.ckpt)
+    train_list = moses_smiles("train")
+    train = set(train_list)
+    check = args.out / "train_canonical_check.json"
+    if not check.exists():
+        from bfnsolvers.metrics.molecules import canonical
+        sub = random.Random(0).sample(train_list, 5000)
+        same = sum(c == s for c, s in zip(canonical(sub), sub))
+        check.write_text(json.dumps({"n": 5000, "unchanged_by_rdkit": same / 5000}) + "\n")
+    del train_list
+    stats = fcd_reference(args.out, args.fcd_ref) if args.fcd_ref else None
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn()) as bar:
+        task = bar.add_task("cells", total=len(todo))
+        for config, nfe, seed in todo:
+            bar.update(task, description=f"{config} NFE {nfe} seed {seed}")
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                smiles = draw(net, model, process, config, nfe, args.n, args.batch, args.length, seed)
+            wall = time.perf_counter() - t0
+            m = molecule_metrics(smiles, train)
+            valid = m.pop("valid_smiles")
+            if stats is not None:
+                m["fcd"] = stats.distance(valid)
+            with gzip.open(args.out / "samples" / f"{config.replace(':', '_')}_nfe{nfe}_s{seed}.txt.gz", "wt") as f:
+                f.write("\n".join(smiles) + "\n")
+            rec = {"config": config, "nfe": nfe, "seed": seed, "length": args.length, "ckpt": str(args.ckpt),
+                   "ckpt_sha256": ckpt_id, "wall_s": wall, "threads": args.threads, **m}
+            with open(results, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+            bar.advance(task)
+            bar.console.print(f"{config:26s} NFE {nfe:4d}: valid {m['validity']:.3f} unique {m['uniqueness']:.3f} "
+                              f"novel {m.get('novelty', float('nan')):.3f} IntDiv {m['int_div']:.3f} "
+                              f"FCD {m.get('fcd', float('nan')):.2f} ({wall:.0f} s, n {m['n']})")
+
+
+def _fmt(r: dict, key: str) -> str:
+    v = r.get(key)
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    se = r.get(key + "_se")
+    if key == "wall_s":
+        return f"{v:.0f}"
+    if key == "fcd":
+        return f"{v:.2f}"
+    return f"{v:.3f} ± {se:.3f}" if se is not None else f"{v:.3f}"
+
+
+def headline(rows: list[dict], nfe: int = 10, ref: tuple[str, int] = ("chem:ODE:0.5", 101)) -> list[str]:
+    """Each bfnsolvers config at ``nfe`` against ChemBFN's default (ODE:0.5, 100 steps = NFE 101): the
+    differences of validity / uniqueness / novelty with their combined standard error sqrt(se1^2 + se2^2);
+    a metric is "no worse" when the difference is > -1 combined SE."""
+    by = {(r["config"], r["nfe"]): r for r in rows}
+    if ref not in by:
+        return []
+    r0 = by[ref]
+    out = ["", f"## Headline: NFE {nfe} against ChemBFN's default {ref[0]} at {ref[1] - 1} steps (NFE {ref[1]})", "",
+           f"Reference: validity {r0['validity']:.4f} ± {r0['validity_se']:.4f}, uniqueness "
+           f"{r0['uniqueness']:.3f} ± {r0['uniqueness_se']:.3f}, novelty {r0.get('novelty', float('nan')):.3f} ± "
+           f"{r0.get('novelty_se', float('nan')):.3f} (n {r0['n']}, {r0['valid']} valid).", "",
+           "Differences (config - reference) / combined SE; 'no worse' = difference > -1 combined SE.", "",
+           "| config (NFE %d) | n | valid | d validity | d uniqueness | d novelty | no worse on all three |" % nfe,
+           "|---|---|---|---|---|---|---|"]
+    for (config, n_), r in sorted(by.items()):
+        if n_ != nfe or config.startswith("chem:"):
+            continue
+        cells, ok = [], True
+        for key in ("validity", "uniqueness", "novelty"):
+            a, b = r.get(key), r0.get(key)
+            sa, sb = r.get(key + "_se"), r0.get(key + "_se")
+            if a is None or b is None or any(map(math.isnan, (a, b, sa, sb))):
+                cells.append("-")
+                ok = False
+                continue
+            d, se = a - b, math.hypot(sa, sb)
+            ok &= d > -se if se > 0 else d >= 0
+            cells.append(f"{d:+.4f} ({d / se:+.1f} SE)" if se > 0 else f"{d:+.4f}")
+        out.append(f"| {config} | {r['n']} | {r['valid']} | " + " | ".join(cells) + f" | {'yes' if ok else 'no'} |")
+    return out
+
+
+def report(args) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in (args.out / "results.jsonl").read_text().splitlines() if line]
+    configs = [c for c in CONFIGS if any(r["config"] == c for r in rows)]
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    colours = plt.get_cmap("tab20").colors
+    for ax, key in zip(axes.flat, METRICS):
+        for j, c in enumerate(configs):
+            rs = sorted((r for r in rows if r["config"] == c and r.get(key) is not None), key=lambda r: r["nfe"])
+            if rs:
+                style = "--" if c.startswith("chem:") else "-"
+                per = (lambda r: r[key] / r["n"]) if key == "wall_s" else (lambda r: r[key])
+                ax.errorbar([r["nfe"] for r in rs], [per(r) for r in rs], color=colours[j % 20],
+                            yerr=[r.get(key + "_se", 0) for r in rs], fmt=style + "o", ms=3, label=c, capsize=2)
+        ax.set_xscale("log"), ax.set_xlabel("NFE")
+        ax.set_title("wall s per sample" if key == "wall_s" else key)
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(args.out / "metrics.png", dpi=110)
+    lines = ["# ChemBFN on MOSES: ChemBFN's samplers vs bfnsolvers", "",
+             "Commands (in order; each resumes the same results.jsonl):", "",
+             *[f"    {c}" for c in ((args.out / "commands.txt").read_text().splitlines()
+                                    if (args.out / "commands.txt").exists() else [args.command])], "",
+             "Columns: validity / uniqueness / novelty ± binomial standard error, internal diversity "
+             "(Morgan r2 1024 bits, distinct pairs), FCD (fcd_torch ChemNet) to a seeded MOSES-test subset "
+             "(biased upward at small n: compare cells with equal n only), sampling wall time (s). "
+             "`chem:*` = the package's own `ChemBFN.sample` / `ode_sample` (n steps = NFE - 1); others are "
+             "bfnsolvers solvers on the same checkpoint (defaults: uniform grid from t = 0.001, last step "
+             "dropped; `bfn-mode` / `chembfn-ode` on ChemBFN's grid).", "",
+             "| config | NFE | n | validity | uniqueness | novelty | IntDiv | FCD | wall s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r["nfe"], list(CONFIGS).index(r["config"]) if r["config"] in CONFIGS else 99)):
+        lines.append(f"| {r['config']} | {r['nfe']} | {r['n']} | " + " | ".join(_fmt(r, k) for k in
+                     ["validity", "uniqueness", "novelty", "int_div", "fcd", "wall_s"]) + " |")
+    ck = {(r["ckpt"], r["ckpt_sha256"]) for r in rows}
+    check = args.out / "train_canonical_check.json"
+    if check.exists():
+        frac = json.loads(check.read_text())["unchanged_by_rdkit"]
+        lines += ["", f"Novelty is against the MOSES train SMILES as stored; the installed RDKit leaves {frac:.4f} of "
+                      "5000 random train SMILES unchanged by canonicalisation (novelty may be overstated by about 1 - that "
+                      "fraction at most)."]
+    lines += ["", f"Checkpoint(s): {sorted(ck)}", "", "![metrics](metrics.png)", ""]
+    lines += headline(rows)
+    extra = args.out / "notes.md"
+    if extra.exists():
+        lines += ["", extra.read_text()]
+    (args.out / "report.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out / 'report.md'} and metrics.png ({len(rows)} cells)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--ckpt", type=Path, default=ROOT / "checkpoints" / "chembfn-moses.pt")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "chembfn")
+    ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    ap.add_argument("--nfe", nargs="*", type=int, default=[5, 10, 20, 50, 100])
+    ap.add_argument("--chem-steps", nargs="*", type=int, default=[], help="extra cells for chem:* at these step counts")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0])
+    ap.add_argument("--n", type=int, default=2000, help="samples per cell")
+    ap.add_argument("--batch", type=int, default=250)
+    ap.add_argument("--length", type=int, default=58, help="sequence length L (the training padding length)")
+    ap.add_argument("--fcd-ref", type=int, default=10000, help="MOSES test SMILES for FCD's reference (0: no FCD)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--report", action="store_true", help="only write report.md and metrics.png")
+    args = ap.parse_args()
+    args.command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    for name in ("n", "batch", "length", "threads"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"--{name} must be >= 1")
+    if any(n < 2 for n in args.nfe):
+        raise SystemExit("--nfe values must be >= 2")
+    if args.report:
+        report(args)
+        return
+    if not args.ckpt.is_file():
+        raise SystemExit(f"--ckpt: no checkpoint at {args.ckpt}")
+    run(args)
+    report(args)
+
+
+if __name__ == "__main__":
+    main()
