@@ -12,7 +12,7 @@ from torch import Tensor
 
 from .processes import BFNProcess
 
-__all__ = ["DEFAULTS", "DEFAULT_SPAN", "FINALS", "KindDefaults", "PUBLISHED_ETA", "READOUTS", "data_kind", "default_final",
+__all__ = ["DEFAULTS", "DEFAULT_SPAN", "FINALS", "KindDefaults", "PUBLISHED_ETA", "READOUTS", "data_kind", "default_final", "default_lower_order_final",
            "default_schedule", "default_solver", "default_t_start", "resolve_defaults"]
 
 Final = Literal["denoise", "state", "drop"]
@@ -97,6 +97,12 @@ def default_final(solver: str, process: BFNProcess | None = None) -> str:
     if solver in ("bfn", "reference"):
         return "denoise"
     return DEFAULTS[process.kind].final if process is not None else "drop"
+
+
+def default_lower_order_final(kind: str, steps: int) -> bool:
+    """DPM-Solver's rule for continuous data: lower orders at the final steps below 10 steps. Not for
+    discrete data: there it raises the Markov oracle's error at NFE 4-6 by 1.4-1.6x (bfn-unipc3-t)."""
+    return steps < 10 and kind != "discrete"
 
 
 def resolve_defaults(process: BFNProcess, solver: str | None, schedule, t_start: float | None,

@@ -1,7 +1,6 @@
 """``sample``: wrap the model, build the grid, draw the start state, run a solver, read out."""
 from __future__ import annotations
 
-import inspect
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -10,7 +9,8 @@ import torch
 from torch import Tensor
 
 from .defaults import (DEFAULT_SPAN, FINALS, PUBLISHED_ETA, READOUTS, Final, Readout, data_kind,  # noqa: F401
-                       default_final, default_schedule, default_solver, default_t_start, resolve_defaults)
+                       default_final, default_lower_order_final, default_schedule, default_solver, default_t_start,
+                       resolve_defaults)
 from .denoiser import Cond, Denoiser
 from .processes import BFNProcess
 from .rng import as_random_source, randn
@@ -100,10 +100,9 @@ def _check_device(device) -> torch.device:
 
 
 def _check_options(spec, options: dict) -> None:
-    accepted = set(inspect.signature(spec.fn).parameters) - {"model", "z", "ts"}
-    unknown = sorted(set(options) - accepted - {"callback", "generator"})
+    unknown = spec.unknown_options(options)
     if unknown:
-        raise ValueError(f"solver {spec.name!r} takes no option {unknown[0]!r} (its options: {sorted(accepted - {'callback'})})")
+        raise ValueError(f"solver {spec.name!r} takes no option {unknown[0]!r} (its options: {spec.option_names()})")
 
 
 def build_grid(process: BFNProcess, spec, nfe: int | None, schedule, t_start: float, final: Final) -> Tensor:
@@ -239,10 +238,8 @@ def _run(denoiser: Denoiser, process: BFNProcess, spec, z: Tensor, ts: Tensor, f
             callback(info)
 
     options = dict(solver_options)
-    if "lower_order_final" in inspect.signature(spec.fn).parameters:
-        # DPM-Solver's rule for continuous data: lower orders at the final steps below 10 steps. Not for
-        # discrete data: there it raises the Markov oracle's error at NFE 4-6 by 1.4-1.6x (bfn-unipc3-t).
-        options.setdefault("lower_order_final", len(ts) - 1 < 10 and data_kind(process) != "discrete")
+    if "lower_order_final" in (spec.option_names() or ()):
+        options.setdefault("lower_order_final", default_lower_order_final(process.kind, len(ts) - 1))
     if spec.stochastic:
         options.setdefault("generator", generator)
     start = time.perf_counter()

@@ -123,16 +123,10 @@ def _check_sample_kwargs(kw: dict, where: str) -> None:
 
 def _check_solver_options(spec: Any, options: dict, config_name: str) -> None:
     """Options of an extra config that the solver's function does not take: a ValueError before any cell runs."""
-    if not options:
-        return
-    params = inspect.signature(spec.fn).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    valid = sorted(n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY and n != "callback")
-    unknown = sorted(set(options) - set(valid))
+    unknown = spec.unknown_options(options)
     if unknown:
-        raise ValueError(f"extra_configs[{config_name!r}]: {spec.name} takes no option {unknown}; its options: {valid}, "
-                         f"and the sample() arguments {list(SAMPLE_KEYS)}")
+        raise ValueError(f"extra_configs[{config_name!r}]: {spec.name} takes no option {unknown}; its options: "
+                         f"{spec.option_names()}, and the sample() arguments {list(SAMPLE_KEYS)}")
 
 
 def _plan_cells(target: SweepTarget, solvers: Sequence[str], nfes: Sequence[int], seeds: Sequence[int],

@@ -1,7 +1,6 @@
 """``sample_joint``: every modality of a joint BFN with its own solver, one joint network call per step."""
 from __future__ import annotations
 
-import inspect
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
@@ -11,7 +10,8 @@ from torch import Tensor
 
 from ..denoiser import Cond
 from ..rng import PerSample, RandomSource, as_random_source
-from ..sampling import DEFAULT_SPAN, MAX_NFE, PUBLISHED_ETA, calls_of_grid, plan_steps, readout, state_readout
+from ..defaults import DEFAULT_SPAN, PUBLISHED_ETA, default_lower_order_final
+from ..sampling import MAX_NFE, calls_of_grid, plan_steps, readout, state_readout
 from ..solvers import SolverSpec, get_solver
 from .geometry import FreshPerDraw, check_node_mask, node_noise
 from .grids import joint_schedules, joint_times
@@ -268,13 +268,12 @@ def _solver_calls(joint: JointBFN, specs: dict[str, SolverSpec], sources: dict, 
         raise ValueError(f"solver_options: unknown modalities {sorted(set(solver_options) - set(joint))}")
     calls = {}
     for name, spec in specs.items():
-        accepted = set(inspect.signature(spec.fn).parameters) - {"model", "z", "ts"}
         options = dict(solver_options.get(name, {}))
-        unknown = sorted(set(options) - accepted)
+        unknown = spec.unknown_options(options)
         if unknown:
             raise ValueError(f"solver_options[{name!r}]: solver {spec.name!r} takes no option {unknown[0]!r}")
-        if "lower_order_final" in accepted:
-            options.setdefault("lower_order_final", num_times - 1 < 10 and joint.kind(name) != "discrete")
+        if "lower_order_final" in (spec.option_names() or ()):
+            options.setdefault("lower_order_final", default_lower_order_final(joint.kind(name), num_times - 1))
         if spec.stochastic:
             src, zero_com = sources[name], name in joint.zero_com
             options.setdefault("generator", src)

@@ -1,6 +1,7 @@
 """Solver registry: every sampler of bfnsolvers, with its order, type and data types."""
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable, Literal
@@ -38,6 +39,18 @@ class SolverSpec:
 
     def __call__(self, model, z, ts, **options):
         return self.fn(model, z, ts, **{**self.options, **options})
+
+    def option_names(self) -> list[str] | None:
+        """The keyword options ``fn`` takes besides ``callback`` (None: it takes any, via **kwargs)."""
+        params = inspect.signature(self.fn).parameters
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            return None
+        return sorted(n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY and n != "callback")
+
+    def unknown_options(self, options: dict) -> list[str]:
+        """The names in ``options`` that ``fn`` does not take."""
+        names = self.option_names()
+        return [] if names is None else sorted(set(options) - set(names))
 
 
 def _specs() -> list[SolverSpec]:
