@@ -13,6 +13,7 @@ from typing import Callable, Union
 import torch
 from torch import Tensor
 
+from ._checks import is_real
 from .outputs import guide, mask_classes, temper
 from .processes import BFNProcess
 from .processes.base import TimeLike
@@ -131,12 +132,12 @@ class Denoiser:
             if not _same_structure(cond, uncond):
                 raise ValueError("uncond must have cond's structure (type, keys and tensor shapes)")
         self.uncond = uncond
-        if not isinstance(guidance, (int, float)) or isinstance(guidance, bool) or not guidance >= 0 or guidance == float("inf"):
+        if not (is_real(guidance) and guidance >= 0):
             raise ValueError(f"guidance must be a finite number >= 0, got {guidance!r}")
         if guidance and cond is None:
             raise ValueError("guidance needs cond (the conditional value), and optionally uncond")
         self.guidance = float(guidance)
-        if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or not 0 < temperature < float("inf"):
+        if not (is_real(temperature) and temperature > 0):
             raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
         self.temperature = float(temperature)
         if class_mask is not None:

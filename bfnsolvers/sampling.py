@@ -8,6 +8,7 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
+from ._checks import is_int, is_real
 from .defaults import (DEFAULT_SPAN, FINALS, PUBLISHED_ETA, READOUTS, Final, Readout, data_kind,  # noqa: F401
                        default_final, default_lower_order_final, default_schedule, default_solver, default_t_start,
                        resolve_defaults)
@@ -46,7 +47,7 @@ def plan_steps(nfe: int, final: Final, nfe_per_step: int) -> int:
     """Number of grid steps that spend exactly ``nfe`` network calls with this final step: "denoise"
     adds one call after the last step, "drop" replaces the last step by one call (the readout at
     the last-but-one time), "state" adds none."""
-    if not isinstance(nfe, int) or isinstance(nfe, bool):
+    if not is_int(nfe):
         raise ValueError(f"nfe must be an integer, got {nfe!r}")
     if nfe > MAX_NFE:
         raise ValueError(f"nfe must be at most {MAX_NFE}, got {nfe}")
@@ -85,7 +86,7 @@ def _check_shape(shape) -> tuple[int, ...]:
     if isinstance(shape, torch.Size):
         shape = tuple(shape)
     if (not isinstance(shape, (tuple, list)) or len(shape) < 1
-            or any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in shape)):
+            or any(not is_int(d) or d < 1 for d in shape)):
         raise ValueError(f"shape must be a non-empty tuple of positive integers (B, ...), got {shape!r}")
     return tuple(shape)
 
@@ -179,7 +180,7 @@ def sample(model: Callable | Denoiser, process: BFNProcess, solver: str | None =
         denoiser = model.fork()
     else:
         denoiser = Denoiser(model, process)
-    if t_start is not None and not (isinstance(t_start, (int, float)) and 0 <= t_start < 1):
+    if t_start is not None and not (is_real(t_start) and 0 <= t_start < 1):
         raise ValueError(f"t_start must be a number in [0, 1), got {t_start!r}")
     solver, schedule, t_start, final = resolve_defaults(process, solver, schedule, t_start, final)
     spec = get_solver(solver)
@@ -194,7 +195,7 @@ def sample(model: Callable | Denoiser, process: BFNProcess, solver: str | None =
         raise ValueError(f"dtype must be a floating torch dtype (e.g. torch.float32), got {dtype!r}")
     if callback is not None and not callable(callback):
         raise ValueError(f"callback must be callable as callback(info: dict), got {type(callback).__name__}")
-    if nfe is not None and (not isinstance(nfe, int) or isinstance(nfe, bool) or not 1 <= nfe <= MAX_NFE):
+    if nfe is not None and not (is_int(nfe) and 1 <= nfe <= MAX_NFE):
         raise ValueError(f"nfe must be an integer in [1, {MAX_NFE}] or None, got {nfe!r}")
     device = _check_device(device)
     _check_options(spec, solver_options)
@@ -209,7 +210,7 @@ def sample(model: Callable | Denoiser, process: BFNProcess, solver: str | None =
     generator = as_random_source(generator, batch, device)
     denoiser.configure(batch, cond=cond, uncond=uncond, guidance=guidance, temperature=temperature,
                        class_mask=class_mask, constraint=constraint)
-    if not isinstance(noise_scale, (int, float)) or isinstance(noise_scale, bool) or not 0 <= noise_scale < float("inf"):
+    if not (is_real(noise_scale) and noise_scale >= 0):
         raise ValueError(f"noise_scale must be a finite number >= 0, got {noise_scale!r}")
     if noise_scale != 1.0:
         if not spec.stochastic or spec.name == "bfn":

@@ -27,6 +27,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from .._checks import is_int, is_real
 from .._io import progress_bar
 from ..defaults import FINALS, READOUTS, data_kind, resolve_defaults
 from ..sampling import build_grid, sample
@@ -113,7 +114,7 @@ def _check_sample_kwargs(kw: dict, where: str) -> None:
         except (TypeError, ValueError, RuntimeError) as exc:
             raise ValueError(f"schedule{where}: expected a named grid or increasing times in [0, 1]: {exc}") from None
     t = kw["t_start"]
-    if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t) or not 0 <= t < 1:
+    if not (is_real(t) and 0 <= t < 1):
         raise ValueError(f"t_start{where}: expected a finite number in [0, 1), got {t!r}")
     if kw["final"] not in FINALS:
         raise ValueError(f"final{where}: expected 'denoise', 'state' or 'drop', got {kw['final']!r}")
@@ -310,14 +311,14 @@ def run_sweep(target: str | SweepTarget, solvers: Sequence[str], nfes: Sequence[
     for s in solvers:
         get_solver(s)
     nfes = _validate_list("nfes", nfes, "nfes")
-    if any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in nfes):
+    if any(not is_int(n) or n < 1 for n in nfes):
         raise ValueError(f"nfes must be positive integers, got {nfes}")
     seeds = _validate_list("seeds", seeds, "seeds")
-    if any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seeds):
+    if any(not is_int(s) or s < 0 for s in seeds):
         raise ValueError(f"seeds must be non-negative integers, got {seeds}")
-    if not isinstance(samples, int) or isinstance(samples, bool) or samples < 2:
+    if not is_int(samples) or samples < 2:
         raise ValueError(f"samples must be an integer >= 2, got {samples!r}")
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+    if not is_int(batch_size) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     out = _check_out_dir(out_dir)
     device = torch.device(device)
