@@ -9,7 +9,7 @@ from torch import Tensor
 from ..constants import T_MIN
 from ..distributions import Delta
 from .accuracy import AccuracySchedule, GravesContinuous, schedule_from
-from .base import T_FLOOR, BFNProcess, TimeLike, as_time, expand_time
+from .base import T_FLOOR, BFNProcess, TimeLike, as_time, expand_time, host_time
 
 
 class ContinuousBFN(BFNProcess):
@@ -133,11 +133,13 @@ class ContinuousBFN(BFNProcess):
 
     def _eps_to_x(self, z: Tensor, eps: Tensor, t: TimeLike) -> Tensor:
         """x_hat = mu/gamma - sqrt((1 - gamma)/gamma) eps_hat, and 0 for t < t_min (BFN eq. 84)."""
+        host = host_time(t)
         t = expand_time(as_time(t).to(z.device), z)
-        small = t < self.t_min
         gamma, noise_ratio = self.noise_ratio(t, z.dtype)
         x = z / gamma - noise_ratio * eps
-        return torch.where(small, torch.zeros_like(x), x)
+        if host is not None and not bool(host < self.t_min):   # a host number: no device sync, no full-state where
+            return x
+        return torch.where(t < self.t_min, torch.zeros_like(x), x)
 
     def output_distribution(self, output: Tensor, z: Tensor, t: TimeLike, output_type: str = "eps") -> Delta:
         if output.shape != z.shape:
