@@ -171,6 +171,64 @@ def measure(case, device: torch.device, repeats: int) -> dict:
             "hand": statistics.median(hand_t), "ratio": statistics.median(ratios), "diff": diff}
 
 
+def network_rows(device: torch.device, batches: list[int], repeats: int, quick: bool) -> list[dict]:
+    """The official architectures (random weights, published sizes; ``quick``: tiny versions for a CPU smoke
+    run): ``sample()`` wall time per step vs the bare network's forward time, interleaved; overhead = the
+    sampler's share of a step."""
+    import copy
+    from bfnsolvers.checkpoints import build_model, make_process, preset_config
+    from bfnsolvers.sampling import sample
+
+    rows = []
+    for preset, solver in (("cifar10-continuous-256", None), ("text8-discrete", None)):
+        cfg = copy.deepcopy(preset_config(preset))
+        if quick:
+            p = cfg["net"]["parameters"]
+            if "n_blocks" in p:
+                p.update(embedding_dim=32, n_blocks=2, norm_groups=8)
+                cfg["output_adapter"]["parameters"]["input_height"] = 35
+            else:
+                p.update(n_layer=2, n_head=2, n_embd=64)
+                cfg["input_adapter"]["parameters"]["output_size"] = 64
+        torch.manual_seed(0)
+        model = build_model(cfg).to(device).eval()
+        process = make_process(cfg)
+        shape = tuple(process.sample_shape(tuple(model.data_shape)))     # model.data_shape: the state's
+        nfe = 3 if quick else 10
+        for b in batches:
+            params = torch.rand((b,) + tuple(model.data_shape), device=device)
+            t = torch.full((b,), 0.5, device=device)
+
+            def net():
+                with torch.no_grad():
+                    for _ in range(nfe):
+                        model(params, t)
+
+            def lib():
+                x, info = sample(model, process, solver=solver, nfe=nfe, shape=(b,) + shape, device=device,
+                                 generator=torch.Generator(device="cpu").manual_seed(0))
+                return info.nfe
+
+            calls = lib()
+            net(), lib()
+            lib_t, net_t = [], []
+            for _ in range(repeats):
+                for fn, acc in ((lib, lib_t), (net, net_t)):
+                    _sync(device)
+                    start = time.perf_counter()
+                    fn()
+                    _sync(device)
+                    acc.append(time.perf_counter() - start)
+            ratios = [x / (y * calls / nfe) for x, y in zip(lib_t, net_t)]
+            row = {"preset": preset + (" (quick: tiny)" if quick else ""), "batch": b, "nfe": calls,
+                   "sample": statistics.median(lib_t) / calls * 1e3, "net": statistics.median(net_t) / nfe * 1e3,
+                   "ratio": statistics.median(ratios)}
+            rows.append(row)
+            print(f"{row['preset']} B={b} sample {row['sample']:.2f} ms/call net {row['net']:.2f} ms/call "
+                  f"ratio {row['ratio']:.3f}", flush=True)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu")
@@ -178,7 +236,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--networks", action="store_true", help="also the official architectures (random weights)")
+    ap.add_argument("--quick", action="store_true", help="tiny networks, few repeats (a smoke run)")
     args = ap.parse_args()
+    if args.quick:
+        args.repeats = min(args.repeats, 2)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -191,6 +253,8 @@ def main() -> None:
                 r = rows[-1]
                 print(f"{r['kind']:10s} {r['solver']:18s} B={r['shape'][0]:3d} lib {r['lib']:.3f} ms/step "
                       f"hand {r['hand']:.3f} ratio {r['ratio']:.2f} diff {r['diff']:.1e}", flush=True)
+    batches = [int(x) for x in args.batches.split(",")]
+    net_rows = network_rows(device, batches, args.repeats, args.quick) if args.networks else []
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or "cpu")
     lines = ["# Machinery per step: library vs a hand-written loop of the same update (zero-cost network)", "",
              f"Command: `python benchmarks/overhead.py {' '.join(sys.argv[1:])}`", "",
@@ -203,6 +267,14 @@ def main() -> None:
     for r in rows:
         lines.append(f"| {r['kind']} | `{r['solver']}` | {'x'.join(map(str, r['shape']))} | {r['lib']:.3f} | "
                      f"{r['hand']:.3f} | {r['ratio']:.2f}x | {r['diff']:.1e} |")
+    if net_rows:
+        lines += ["", "## Official architectures (random weights): sample() per network call vs the bare forward", "",
+                  "Default solver and grid for the data type; `sample` = sample() wall time / NFE (output distribution, "
+                  "solver, readout and checks included), `net` = the bare forward at the same batch; "
+                  "ratio = median of the per-pair ratios (1.00 = no sampler overhead).", "",
+                  "| preset | batch | NFE | sample ms/call | net ms/call | sample / net |", "|---|---|---|---|---|---|"]
+        lines += [f"| {r['preset']} | {r['batch']} | {r['nfe']} | {r['sample']:.2f} | {r['net']:.2f} | {r['ratio']:.3f} |"
+                  for r in net_rows]
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text("\n".join(lines) + "\n")

@@ -79,3 +79,29 @@ def test_meta_detects_a_host_read():
     z = torch.zeros(3, device="meta")
     with pytest.raises((RuntimeError, NotImplementedError)):
         bool((z > 0).any())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (benchmarks/gpu.sh runs it on a GPU)")
+@pytest.mark.parametrize("name,kind", CASES)
+def test_solver_loop_does_not_sync_on_cuda(name, kind):
+    """On CUDA, torch's sync debug mode raises at any synchronising call (item, bool, D2H and blocking H2D copies)."""
+    spec = SOLVERS[name]
+    if name in NOT_ON_META:
+        pytest.skip(NOT_ON_META[name])
+    make, shape, extra = PROCESSES[kind]
+    process = make()
+    net = MetaNet(extra)
+    net.w = torch.nn.Parameter(torch.ones((), device="cuda"))
+    denoiser = Denoiser(net, process)
+    denoiser.nfe = 1
+    ts = build_grid(process, spec, 6, "uniform", 0.0 if spec.from_prior else 0.05, "state")
+    z = torch.zeros(process.state_shape(shape), device="cuda")
+    generator = torch.Generator(device="cuda").manual_seed(0) if spec.stochastic else None
+    options = {"generator": generator} if spec.stochastic else {}
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        out = spec(denoiser, z, ts, **options)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert torch.isfinite(out).all()
