@@ -212,8 +212,11 @@ class Denoiser:
         if not isinstance(t, Tensor) or (t.dim() == 0 and t.device.type == "cpu"):
             # a host number (the solvers' grid times): checked here on the host and filled on the device, so no
             # host-to-device copy (a sync on CUDA) and no device-side range check per step
-            host = as_time(torch.as_tensor(t, dtype=z.dtype))
-            t = torch.full((), host.item(), dtype=z.dtype, device=z.device).expand(z.shape[0])
+            host = torch.as_tensor(t, dtype=z.dtype)
+            value = host.item()
+            if not 0.0 <= value <= 1.0:               # NaN too: as_time raises its error
+                host = as_time(host)
+            t = torch.full((), value, dtype=z.dtype, device=z.device).expand(z.shape[0])
         else:
             t = torch.as_tensor(t, dtype=z.dtype, device=z.device).expand(z.shape[0])
         if self.constraint is not None:

@@ -105,3 +105,19 @@ def test_solver_loop_does_not_sync_on_cuda(name, kind):
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("bad", [1.5, -0.1, float("nan"), torch.tensor(1.01, dtype=torch.float64)])
+def test_host_times_are_still_checked(bad):
+    """The per-step path checks a host time on the host (not on the device): out of [0, 1] still raises."""
+    denoiser = Denoiser(lambda x, t: x, ContinuousBFN(sigma_1=0.02))
+    with pytest.raises(ValueError, match=r"t must lie in \[0, 1\]"):
+        denoiser(torch.zeros(2, 3), bad)
+
+
+def test_t_below_t_min_still_gives_zero():
+    """The t < t_min branch of the eps -> x map is kept where a time needs it (decided on the host value)."""
+    process = ContinuousBFN(sigma_1=0.02)
+    denoiser = Denoiser(lambda x, t: torch.ones_like(x), process)
+    assert torch.equal(denoiser(torch.full((2, 3), 0.3), process.t_min / 2), torch.zeros(2, 3))
+    assert not torch.equal(denoiser(torch.full((2, 3), 0.3), 0.5), torch.zeros(2, 3))
