@@ -156,7 +156,11 @@ class Denoiser:
         return f"model {name} ({self.process!r}, output_type {self.output_type!r})"
 
     def _record(self, output: Tensor, t: Tensor) -> None:
-        finite = torch.isfinite(output).all()
+        if output.numel() and output.is_floating_point():
+            # one pass over the output: min and max propagate NaN, and are finite iff every element is
+            finite = torch.isfinite(torch.stack(torch.aminmax(output))).all()
+        else:
+            finite = torch.isfinite(output).all()
         if self.nfe == 1 and not bool(finite):
             raise FloatingPointError(f"{self._describe()} returned non-finite values at its first call, t = "
                                      f"{float(t.flatten()[0]):.6g}; check the model, its dtype and its inputs")

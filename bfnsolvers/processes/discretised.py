@@ -53,7 +53,7 @@ class DiscretisedBFN(ContinuousBFN):
         mu_x = self._eps_to_x(z, output[..., 0], t)
         host = host_time(t)
         tt = expand_time(as_time(t).to(z.device), z)
-        sigma_x = self.noise_ratio(tt, z.dtype)[1] * output[..., 1].clamp(-10, 10).exp()
+        sigma_x = self._noise_ratio_of(tt, z.dtype, host)[1] * output[..., 1].clamp(-10, 10).exp()
         if host is None or bool(host < self.t_min):              # else no time needs it (host number: no sync)
             sigma_x = torch.where(tt < self.t_min, torch.ones_like(sigma_x), sigma_x)
         sigma_x = sigma_x.clamp(SIGMA_X_MIN, SIGMA_X_MAX)
