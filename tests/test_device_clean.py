@@ -121,3 +121,57 @@ def test_t_below_t_min_still_gives_zero():
     denoiser = Denoiser(lambda x, t: torch.ones_like(x), process)
     assert torch.equal(denoiser(torch.full((2, 3), 0.3), process.t_min / 2), torch.zeros(2, 3))
     assert not torch.equal(denoiser(torch.full((2, 3), 0.3), 0.5), torch.zeros(2, 3))
+
+
+def _data_term_before(history, lam_next):
+    """multistep_data_term as it was before its in-place temporaries (bfnsolvers/solvers/ode.py at e0f6d12)."""
+    import math
+    (l0, m0), k = history[0], len(history)
+    h = lam_next - l0
+    phi_1 = math.expm1(-h)
+    if k == 1:
+        return -phi_1 * m0
+    l1, m1 = history[1]
+    r0 = (l0 - l1) / h
+    d1_0 = (m0 - m1) / r0
+    if k == 2:
+        return -phi_1 * (m0 + 0.5 * d1_0)
+    l2, m2 = history[2]
+    r1 = (l1 - l2) / h
+    d1_1 = (m1 - m2) / r1
+    d1 = d1_0 + r0 / (r0 + r1) * (d1_0 - d1_1)
+    d2 = (d1_0 - d1_1) / (r0 + r1)
+    phi_2 = phi_1 / h + 1
+    phi_3 = phi_2 / h - 0.5
+    return -phi_1 * m0 + phi_2 * d1 - 2 * phi_3 * d2
+
+
+def _corrector_before(history, lam_prev, m_prev, lam_now, m_now):
+    import math
+    h = lam_now - lam_prev
+    phi_1 = math.expm1(-h)
+    phi_2 = phi_1 / h + 1
+    d_a = (m_now - m_prev) / h
+    if not history:
+        return -phi_1 * m_prev + phi_2 * h * d_a
+    l_b, m_b = history[0]
+    h0 = lam_prev - l_b
+    c = (d_a - (m_prev - m_b) / h0) / (h + h0)
+    phi_3 = phi_2 / h - 0.5
+    return -phi_1 * m_prev + phi_2 * h * (d_a - c * h) - 2 * h * h * phi_3 * c
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_in_place_terms_are_bitwise_the_old_ones(dtype):
+    from bfnsolvers.solvers.ode import corrector_term, multistep_data_term
+    g = torch.Generator().manual_seed(0)
+    ms = [torch.randn(4, 37, generator=g, dtype=dtype) for _ in range(4)]
+    copies = [m.clone() for m in ms]
+    lams = [0.9, 0.4, -0.2, -1.1]
+    for k in (1, 2, 3):
+        hist = list(zip(lams[1:1 + k], ms[1:1 + k]))
+        assert torch.equal(multistep_data_term(hist, lams[0]), _data_term_before(hist, lams[0]))
+    for hist in ([], [(lams[3], ms[3])]):
+        assert torch.equal(corrector_term(hist, lams[2], ms[2], lams[1], ms[1]),
+                           _corrector_before(hist, lams[2], ms[2], lams[1], ms[1]))
+    assert all(torch.equal(m, c) for m, c in zip(ms, copies))      # the inputs are untouched
