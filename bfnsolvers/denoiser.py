@@ -16,7 +16,7 @@ from torch import Tensor
 from ._checks import is_real
 from .outputs import guide, mask_classes, temper
 from .processes import BFNProcess
-from .processes.base import TimeLike
+from .processes.base import _HOST_TIME, TimeLike, as_time
 
 
 def module_dtype(model: Callable) -> torch.dtype | None:
@@ -109,12 +109,13 @@ class Denoiser:
         self.nfe = 0
         self.forward_batches: list[int] = []
         self._finite: list[tuple[Tensor, Tensor]] = []
+        self._mask_cache: tuple[Tensor, Tensor] | None = None
 
     def fork(self) -> "Denoiser":
         """A copy with its own call counters and finiteness record (one per ``sample()`` call, so a
         Denoiser shared between threads counts each call's NFE exactly)."""
         other = copy.copy(self)
-        other.nfe, other.forward_batches, other._finite = 0, [], []
+        other.nfe, other.forward_batches, other._finite, other._mask_cache = 0, [], [], None
         return other
 
     def configure(self, batch: int, *, cond: Cond = None, uncond: Cond = None, guidance: float = 0.0,
@@ -145,7 +146,7 @@ class Denoiser:
                 raise ValueError("class_mask must be a bool tensor, True where a class is allowed, broadcastable to (..., K)")
             if not bool(class_mask.any(-1).all()):
                 raise ValueError("class_mask must allow at least one class everywhere")
-        self.class_mask = class_mask
+        self.class_mask, self._mask_cache = class_mask, None
         if constraint is not None and not callable(constraint):
             raise ValueError(f"constraint must be callable as constraint(z, t) -> z, got {type(constraint).__name__}")
         self.constraint = constraint
@@ -156,7 +157,11 @@ class Denoiser:
         return f"model {name} ({self.process!r}, output_type {self.output_type!r})"
 
     def _record(self, output: Tensor, t: Tensor) -> None:
-        finite = torch.isfinite(output).all()
+        if output.numel() and output.is_floating_point():
+            # one pass over the output: min and max propagate NaN, and are finite iff every element is
+            finite = torch.isfinite(torch.stack(torch.aminmax(output))).all()
+        else:
+            finite = torch.isfinite(output).all()
         if self.nfe == 1 and not bool(finite):
             raise FloatingPointError(f"{self._describe()} returned non-finite values at its first call, t = "
                                      f"{float(t.flatten()[0]):.6g}; check the model, its dtype and its inputs")
@@ -208,15 +213,38 @@ class Denoiser:
 
         apply_mask=False leaves the class mask out (for a solver that applies it its own way, e.g.
         ChemBFN's zeroed, unrenormalised probabilities in ``chembfn-ode``)."""
-        t = torch.as_tensor(t, dtype=z.dtype, device=z.device).expand(z.shape[0])
+        host = None
+        if not isinstance(t, Tensor) or (t.dim() == 0 and t.device.type == "cpu"):
+            # a host number (the solvers' grid times): checked here on the host and filled on the device, so no
+            # host-to-device copy (a sync on CUDA) and no device-side range check per step
+            host = torch.as_tensor(t, dtype=z.dtype)
+            value = host.item()
+            if not 0.0 <= value <= 1.0:               # NaN too: as_time raises its error
+                host = as_time(host)
+            t = torch.full((), value, dtype=z.dtype, device=z.device).expand(z.shape[0])
+        else:
+            t = torch.as_tensor(t, dtype=z.dtype, device=z.device).expand(z.shape[0])
         if self.constraint is not None:
             z = self.constrain(z, t)
         output = self.raw_output(z, t).to(z.dtype)
         if self.temperature != 1.0:
             output = temper(output, self.temperature, self.output_type)
         if self.class_mask is not None and apply_mask:
-            output = mask_classes(output, self.class_mask.to(output.device), self.output_type)
-        return self.process.output_distribution(output, z, t, self.output_type)
+            output = mask_classes(output, self._mask_on(output.device), self.output_type)
+        if host is None:
+            return self.process.output_distribution(output, z, t, self.output_type)
+        token = _HOST_TIME.set((t, host))
+        try:
+            return self.process.output_distribution(output, z, t, self.output_type)
+        finally:
+            _HOST_TIME.reset(token)
+
+    def _mask_on(self, device: torch.device) -> Tensor:
+        """The class mask on ``device``, copied there once per run (not once per step)."""
+        cached = self._mask_cache
+        if cached is None or cached[0] is not self.class_mask or cached[1].device != device:
+            cached = self._mask_cache = (self.class_mask, self.class_mask.to(device))
+        return cached[1]
 
     def constrain(self, z: Tensor, t: Tensor) -> Tensor:
         """The constraint's state at time t (shape and dtype checked)."""

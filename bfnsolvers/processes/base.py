@@ -10,6 +10,7 @@ prediction, Bayesian update, losses) differs per data type.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextvars import ContextVar
 from typing import Callable
 
 import torch
@@ -24,12 +25,27 @@ T_FLOOR = 1e-12
 TimeLike = float | Tensor
 
 
+#: The time tensor of the data prediction in progress (``Denoiser.output``) and its value on the host (a CPU
+#: 0-dim tensor in the state's dtype), set only while the processes read that call's output: the Denoiser
+#: checked the value on the host, so ``as_time`` skips its range check (a device sync per step on an
+#: accelerator) for that very tensor, and the processes read ``t < t_min`` from the host value.
+_HOST_TIME: ContextVar[tuple[Tensor, Tensor] | None] = ContextVar("bfnsolvers_host_time", default=None)
+
+
+def host_time(t: TimeLike) -> Tensor | None:
+    """The host copy of ``t`` if ``t`` is the checked time of the data prediction in progress, else None."""
+    known = _HOST_TIME.get()
+    return known[1] if known is not None and known[0] is t else None
+
+
 def as_time(t: TimeLike, name: str = "t", dtype: torch.dtype = torch.float64) -> Tensor:
     """Return ``t`` as a tensor, checking that it lies in [0, 1]."""
     if not isinstance(t, Tensor):
         t = torch.tensor(float(t), dtype=dtype)
     elif not t.is_floating_point():
         t = t.to(dtype)
+    elif host_time(t) is not None:          # checked on the host by the caller (Denoiser.output)
+        return t
     if t.numel() and (torch.isnan(t).any() or (t < 0).any() or (t > 1).any()):
         bad = t[(t < 0) | (t > 1) | torch.isnan(t)].flatten()[0].item()
         raise ValueError(f"{name} must lie in [0, 1] (BFN time), got {bad}")

@@ -9,7 +9,7 @@ from torch import Tensor
 from ..constants import T_MIN
 from ..distributions import Delta
 from .accuracy import AccuracySchedule, GravesContinuous, schedule_from
-from .base import T_FLOOR, BFNProcess, TimeLike, as_time, expand_time
+from .base import T_FLOOR, BFNProcess, TimeLike, as_time, expand_time, host_time
 
 
 class ContinuousBFN(BFNProcess):
@@ -131,13 +131,35 @@ class ContinuousBFN(BFNProcess):
         gamma = self.schedule.gamma(t)
         return gamma.to(dtype), (one_minus / gamma).sqrt().to(dtype)
 
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_noise_ratio_cache", None)        # device tensors of a run: not part of the process
+        return state
+
+    def _noise_ratio_of(self, t: Tensor, dtype: torch.dtype, host: Tensor | None) -> tuple[Tensor, Tensor]:
+        """``noise_ratio(t, dtype)``; for the checked time of a data prediction (``host`` known: every element
+        of t is that value) cached per (value, dtype, device, shape), so a grid's coefficients are computed once
+        per run, with the same ops on the same inputs (the same numbers)."""
+        if host is None:
+            return self.noise_ratio(t, dtype)
+        key = (host.item(), host.dtype, dtype, t.device, tuple(t.shape), self.t_min, id(self.schedule))
+        cache = self.__dict__.setdefault("_noise_ratio_cache", {})
+        hit = cache.get(key)
+        if hit is None:
+            if len(cache) >= 256:
+                cache.clear()
+            hit = cache[key] = self.noise_ratio(t, dtype)
+        return hit
+
     def _eps_to_x(self, z: Tensor, eps: Tensor, t: TimeLike) -> Tensor:
         """x_hat = mu/gamma - sqrt((1 - gamma)/gamma) eps_hat, and 0 for t < t_min (BFN eq. 84)."""
+        host = host_time(t)
         t = expand_time(as_time(t).to(z.device), z)
-        small = t < self.t_min
-        gamma, noise_ratio = self.noise_ratio(t, z.dtype)
+        gamma, noise_ratio = self._noise_ratio_of(t, z.dtype, host)
         x = z / gamma - noise_ratio * eps
-        return torch.where(small, torch.zeros_like(x), x)
+        if host is not None and not bool(host < self.t_min):   # a host number: no device sync, no full-state where
+            return x
+        return torch.where(t < self.t_min, torch.zeros_like(x), x)
 
     def output_distribution(self, output: Tensor, z: Tensor, t: TimeLike, output_type: str = "eps") -> Delta:
         if output.shape != z.shape:

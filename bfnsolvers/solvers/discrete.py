@@ -15,6 +15,7 @@ by a constant k and beta_ref by 1/k^2, and every update below is invariant under
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -104,6 +105,13 @@ _GAUSS_X, _GAUSS_W = np.polynomial.legendre.leggauss(4)   # exact for polynomial
 
 
 def integral_weights(nodes: list[float], t0: float, t1: float, stochastic: bool) -> list[float]:
+    """w_j = int_t0^t1 omega(tau) l_j(tau) dtau (``_integral_weights``; cached per node tuple, so a grid's
+    weights are computed once and not twice per step)."""
+    return list(_integral_weights(tuple(float(x) for x in nodes), float(t0), float(t1), bool(stochastic)))
+
+
+@lru_cache(maxsize=4096)
+def _integral_weights(nodes: tuple[float, ...], t0: float, t1: float, stochastic: bool) -> tuple[float, ...]:
     """w_j = int_t0^t1 omega(tau) l_j(tau) dtau for the Lagrange basis l_j on ``nodes`` (at most 4),
     omega = 2 tau (SDE: d beta = 2 beta_ref tau dtau) or 1 (ODE), so int omega x0 ~ sum_j w_j x0_j.
     The times here are natural times u (module docstring), in which beta = beta_ref u^2 for any schedule."""
@@ -113,7 +121,7 @@ def integral_weights(nodes: list[float], t0: float, t1: float, stochastic: bool)
     for j, tj in enumerate(nodes):
         basis = np.prod([(tau - tm) / (tj - tm) for m, tm in enumerate(nodes) if m != j], axis=0)
         weights.append(float(0.5 * (t1 - t0) * np.sum(_GAUSS_W * omega * basis)))
-    return weights
+    return tuple(weights)
 
 
 @torch.no_grad()

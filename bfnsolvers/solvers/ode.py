@@ -35,9 +35,9 @@ def multistep_data_term(history: list[tuple[float, Tensor]], lam_next: float) ->
         return -phi_1 * m0
     l1, m1 = history[1]
     r0 = (l0 - l1) / h
-    d1_0 = (m0 - m1) / r0
+    d1_0 = (m0 - m1).div_(r0)                       # in place on fresh temporaries only (same ops, same numbers)
     if k == 2:
-        return -phi_1 * (m0 + 0.5 * d1_0)
+        return (m0 + d1_0.mul_(0.5)).mul_(-phi_1)
     l2, m2 = history[2]
     r1 = (l1 - l2) / h
     d1_1 = (m1 - m2) / r1
@@ -62,9 +62,9 @@ def corrector_term(history: list[tuple[float, Tensor]], lam_prev: float, m_prev:
     h = lam_now - lam_prev
     phi_1 = math.expm1(-h)
     phi_2 = phi_1 / h + 1
-    d_a = (m_now - m_prev) / h
+    d_a = (m_now - m_prev).div_(h)                  # in place on fresh temporaries only (same ops, same numbers)
     if not history:
-        return -phi_1 * m_prev + phi_2 * h * d_a
+        return (-phi_1 * m_prev).add_(d_a.mul_(phi_2 * h))
     l_b, m_b = history[0]
     h0 = lam_prev - l_b
     c = (d_a - (m_prev - m_b) / h0) / (h + h0)
@@ -91,7 +91,7 @@ def bfn_solver_pp(model: Denoiser, z: Tensor, ts: Tensor, *, order: int = 2, low
         history = [(lam[i], x0)] + history[: max(order, 2) - 1]
         term = multistep_data_term(history[: step_order(order, i, n, lower_order_final)], lam[i + 1])
         notify(callback, i, float(ts[i]), z, x0)
-        z = (s[i + 1] / s[i]) * z + a[i + 1] * term
+        z = ((s[i + 1] / s[i]) * z).add_(term.mul_(a[i + 1]))   # fresh tensors: z is the callback's, untouched
     return z
 
 
