@@ -25,7 +25,7 @@ def test_start_kl_matches_closed_form_and_monte_carlo():
     m = torch.tensor([0.2, -0.1], dtype=torch.float64)
     mu = torch.tensor([[0.5, 0.3]], dtype=torch.float64)
     for r in (1e-3, 0.3, 2.0):
-        assert start_kl_gmm(r, m, mu, 0.4) == pytest.approx(_gaussian_kl(r, m, mu[0], 0.4), rel=1e-9)
+        assert start_kl_gmm(r, m, mu, 0.4) == pytest.approx(_gaussian_kl(r, m, mu[0], 0.4), rel=1e-6, abs=0)
     # a two-component mixture, KL by brute-force Monte Carlo on log densities (large r: no cancellation issue)
     means = torch.tensor([[1.0, 0.0], [-0.5, 0.8]], dtype=torch.float64)
     r, std, g = 1.5, 0.3, torch.Generator().manual_seed(0)
@@ -59,14 +59,14 @@ def test_start_error_orders_on_the_mixture_oracle():
     exact E[x0] (the call at t = 0) and E[x0 | z = 0, t_start] (the call where the output is degenerate at 0)."""
     oracle, _ = gmm_problem()
     s0, sm, rs, kl0, klm = _slopes(None)
-    assert 1.95 < s0 < 2.05 and 3.9 < sm < 4.1, (s0, sm)
+    assert 1.99 < s0 < 2.01 and 3.99 < sm < 4.01, (s0, sm)
     ex = (oracle.weights[:, None] * oracle.means).sum(0)
-    assert kl0[0] == pytest.approx(rs[0] ** 2 * float((ex ** 2).sum()) / 2, rel=1e-3)
+    assert kl0[0] == pytest.approx(rs[0] ** 2 * float((ex ** 2).sum()) / 2, rel=1e-3, abs=0)
     cov = torch.eye(2, dtype=torch.float64) * oracle.std ** 2 + \
         (oracle.weights[:, None, None] * (oracle.means - ex)[:, :, None] * (oracle.means - ex)[:, None, :]).sum(0)
-    assert klm[0] == pytest.approx(rs[0] ** 4 * float((cov @ cov).trace()) / 4, rel=1e-3)
+    assert klm[0] == pytest.approx(rs[0] ** 4 * float((cov @ cov).trace()) / 4, rel=1e-2, abs=0)
     s0b, smb, *_ = _slopes(lambda t: t)
-    assert 3.9 < smb < 4.1, smb
+    assert 3.99 < smb < 4.01, smb
 
 
 def test_prior_mean_start_spends_the_nfe_asked():
