@@ -132,6 +132,7 @@ def test_energy_distance_brute_force_and_closed_form():
     xx = sum(d(x[i], x[j]) for i in range(7) for j in range(7) if i != j) / 42
     yy = sum(d(y[i], y[j]) for i in range(5) for j in range(5) if i != j) / 20
     assert energy_distance(x, y) == pytest.approx(2 * xy - xx - yy, rel=1e-6)
+    assert energy_distance(x, y, unbiased=False) == pytest.approx(2 * xy - xx * 6 / 7 - yy * 4 / 5, rel=1e-6)
     # 1-D N(0, 1) vs N(m, 1): E|X - Y| for X - Y ~ N(-m, 2), E|X - X'| = 2 / sqrt(pi)
     m, s = 0.8, math.sqrt(2)
     e_xy = s * math.sqrt(2 / math.pi) * math.exp(-m * m / (2 * s * s)) + m * math.erf(m / (s * math.sqrt(2)))

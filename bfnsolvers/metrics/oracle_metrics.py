@@ -332,11 +332,12 @@ def start_kl_gmm(r: float, start_mean: Tensor, means: Tensor, std: float, weight
     return -(we * lse).sum().item()
 
 
-def energy_distance(x: Tensor, y: Tensor, max_points: int | None = None) -> float:
+def energy_distance(x: Tensor, y: Tensor, max_points: int | None = None, unbiased: bool = True) -> float:
     """Energy distance E(x, y) = 2 E|X - Y| - E|X - X'| - E|Y - Y'| (Szekely) between the samples ``x`` (N, D) and
-    ``y`` (M, D), Euclidean norms; the within-set means exclude the diagonal (the U-statistic: unbiased, ~0 for
-    two exact sets, can be slightly negative). 0 iff the distributions agree. ``max_points``: use the first
-    that many rows of each (the cost is O((N + M)^2 D)). Float64."""
+    ``y`` (M, D), Euclidean norms; 0 iff the distributions agree. unbiased: the within-set means exclude the
+    diagonal (the U-statistic: mean 0 for two exact sets, can be slightly negative); False: the V-statistic (the
+    energy distance of the two empirical measures, >= 0; a positive noise floor, for ratios to it).
+    ``max_points``: use the first that many rows of each (the cost is O((N + M)^2 D)). Float64."""
     x, y = _as_2d("x", x), _as_2d("y", y)
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y must have the same dimension D, got {x.shape[1]} and {y.shape[1]}")
@@ -349,6 +350,6 @@ def energy_distance(x: Tensor, y: Tensor, max_points: int | None = None) -> floa
     x, y = x.to(torch.float64), y.to(x.device, torch.float64)
     n, m = x.shape[0], y.shape[0]
     xy = torch.cdist(x, y).mean()
-    xx = torch.cdist(x, x).sum() / (n * (n - 1))
-    yy = torch.cdist(y, y).sum() / (m * (m - 1))
+    xx = torch.cdist(x, x).sum() / (n * (n - 1) if unbiased else n * n)
+    yy = torch.cdist(y, y).sum() / (m * (m - 1) if unbiased else m * m)
     return (2 * xy - xx - yy).item()
