@@ -77,3 +77,20 @@ def test_split_and_bad_input():
     with pytest.raises(ValueError, match="which"):
         members("markov", "odd")
     assert mixture_member(FAMILY_SIZE + 3).params["dim"] >= 2      # beyond the hypercube: independent draws
+
+
+def test_families_benchmark_runs_and_resumes(tmp_path):
+    import json
+    import runpy
+    from pathlib import Path
+    mod = runpy.run_path(str(Path(__file__).resolve().parents[1] / "benchmarks" / "families.py"))
+    argv = ["--members", "1", "--samples", "40", "--nfe", "5", "10", "--seeds", "0", "--floor-pairs", "2",
+            "--out", str(tmp_path)]
+    mod["main"](argv)
+    rows = (tmp_path / "results.jsonl").read_text().splitlines()
+    assert len(rows) == 2 + 2 * 8 * 2                     # 2 floors, 2 members x 8 configs x 2 NFE
+    assert all(json.loads(r)["kind"] in ("floor", "cell") for r in rows)
+    mod["main"](argv)                                      # resumed: nothing to add
+    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == len(rows)
+    report = (tmp_path / "report.md").read_text()
+    assert "held out (odd seeds)" in report and "NFE 10 vs published NFE 10" in report
