@@ -33,7 +33,8 @@ DEFAULT_SPAN = 9.0
 
 #: The start state ``sample`` draws when ``start`` is left out: "zero" (z ~ N(0, s^2 I)) or "prior-mean" (one
 #: call for E[x0], z ~ N(a E[x0], s^2 I); KL to the true marginal O(r^4) instead of O(r^2), r = a/s; see
-#: ``sampling.prior_mean`` and docs/defaults.md). Only fixed-step solvers from t_start > 0 without z_start use it.
+#: ``sampling.prior_mean`` and docs/defaults.md). Only fixed-step solvers on a named grid from t_start > 0 without
+#: z_start use it (a list of times keeps the calls it names).
 DEFAULT_START = "zero"
 
 

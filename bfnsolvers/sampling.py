@@ -138,6 +138,15 @@ def build_grid(process: BFNProcess, spec, nfe: int | None, schedule, t_start: fl
     return ts
 
 
+def _grid_fits(nfe: int | None, final, spec) -> bool:
+    """Whether nfe - 1 calls still make a grid (the default start spends a call only then)."""
+    try:
+        plan_steps(9 if nfe is None else nfe - 1, final, spec.nfe_per_step)
+    except ValueError:
+        return False
+    return True
+
+
 #: The start states ``sample`` can draw (``start=``).
 STARTS: tuple[str, ...] = ("zero", "prior-mean")
 
@@ -195,7 +204,8 @@ def sample(model: Callable | Denoiser, process: BFNProcess, solver: str | None =
     call fewer). In units of s the true marginal is r x0 + eps, r = a/s = e^lambda(t_start): "zero"
     misses its mean r E[x0], KL = r^2 |E x0|^2 / 2 + O(r^4); "prior-mean" misses only its covariance
     r^2 Cov[x0], KL = r^4 tr(Cov^2) / 4 + O(r^5) (measured slopes 2 and 4: tests/test_start.py).
-    None: ``DEFAULT_START`` for fixed-step solvers from t_start > 0 without z_start, else "zero".
+    None: ``DEFAULT_START`` for fixed-step solvers on a named grid from t_start > 0 without z_start whose
+    nfe - 1 calls still make a grid, else "zero".
     """
     if not isinstance(process, BFNProcess):
         raise ValueError(f"process must be a BFNProcess (e.g. ContinuousBFN(sigma_1)), got {type(process).__name__}")
@@ -231,8 +241,8 @@ def sample(model: Callable | Denoiser, process: BFNProcess, solver: str | None =
     elif not isinstance(z_start, Tensor) or z_start.dim() < 1 or not bool(torch.isfinite(z_start).all()):
         raise ValueError("z_start must be a finite tensor with a batch dimension (B, ...)")
     fixed_start = spec.name != "reference" and float(t_start) > 0 and z_start is None
-    if start is None:
-        start = DEFAULT_START if fixed_start else "zero"
+    if start is None:       # a list of times keeps the calls it names: the default start applies to named grids
+        start = DEFAULT_START if fixed_start and isinstance(schedule, str) and _grid_fits(nfe, final, spec) else "zero"
     if start not in STARTS:
         raise ValueError(f"start must be one of {STARTS}, got {start!r}")
     extra = start == "prior-mean"

@@ -143,3 +143,23 @@ def test_energy_distance_brute_force_and_closed_form():
         energy_distance(x, torch.zeros(5, 2))
     with pytest.raises(ValueError, match="max_points"):
         energy_distance(x, y, max_points=1)
+
+
+def test_default_start_rule(monkeypatch):
+    """DEFAULT_START applies to named grids whose nfe - 1 calls still make a grid; "zero" today."""
+    import bfnsolvers.sampling as sampling
+    from bfnsolvers.defaults import DEFAULT_START
+    assert DEFAULT_START == "zero"
+    oracle, process = gmm_problem()
+    g = lambda: torch.Generator().manual_seed(0)
+    monkeypatch.setattr(sampling, "DEFAULT_START", "prior-mean")
+    x, info = bfnsolvers.sample(oracle, process, nfe=10, shape=(4, 2), generator=g())
+    y, _ = bfnsolvers.sample(oracle, process, nfe=10, shape=(4, 2), generator=g(), start="prior-mean")
+    assert info.nfe == 10 and len(info.times) == 9 and torch.equal(x, y)
+    _, info = bfnsolvers.sample(oracle, process, nfe=1, shape=(4, 2))             # no call to spare: zero
+    assert info.nfe == 1 and len(info.times) == 1
+    ts = [0.001, 0.1, 0.5, 1.0]
+    _, info = bfnsolvers.sample(oracle, process, "bfn-solver++2", schedule=ts, shape=(4, 2))   # a list: zero
+    assert info.nfe == 3 and len(info.times) == 3
+    _, info = bfnsolvers.sample(oracle, process, "bfn", nfe=5, shape=(4, 2))       # from the prior: zero
+    assert info.nfe == 5
