@@ -9,7 +9,8 @@ published continuous solver on its published grid (uniform in t from eta = 0.01,
 below is the best of them per member and NFE (generous to them). Metrics against one exact set (seed 10^6) of the
 same size: sliced W2 (256 directions, fixed) and the energy distance (V-statistic); each divided by its noise
 floor, the median of the metric over --floor-pairs other exact sets. Results: one JSON line per cell
-(results.jsonl, resumable: cells already there are skipped).
+(results.jsonl, resumable: cells already there are skipped). Also the exact ODE (dopri5) from the default start
+time with each start (nfe 0 in results.jsonl; --no-exact skips it): the error the start alone leaves.
 """
 from __future__ import annotations
 
@@ -24,12 +25,17 @@ import torch
 from rich.progress import Progress
 
 import bfnsolvers
+from bfnsolvers.defaults import default_t_start
+from bfnsolvers.denoiser import Denoiser
 from bfnsolvers.metrics.oracle_metrics import energy_distance, sliced_wasserstein2
 from bfnsolvers.oracle_families import members, mixture_member
+from bfnsolvers.sampling import prior_mean
 
 OUT = Path(__file__).resolve().parent / "results" / "families"
 PUBLISHED = ("bfn-solver1", "bfn-solver2", "bfn-solver++1", "bfn-solver++2", "bfn-solver++3", "sde-bfn-solver++2")
 OURS = ("ours-zero", "ours-prior-mean")
+#: The exact ODE (dopri5, rtol = atol = 1e-6) from the default start time with either start: what the start costs.
+EXACT = ("dopri5-zero", "dopri5-prior-mean")
 REF_SEED = 10 ** 6
 
 
@@ -41,6 +47,15 @@ def metrics(x: torch.Tensor, ref: torch.Tensor) -> dict:
 def run_cell(member, config: str, nfe: int, seed: int, n: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     kw = dict(nfe=nfe, shape=(n,) + member.shape, generator=g, dtype=torch.float64)
+    if config in EXACT:
+        process, t0 = member.process, default_t_start(member.process, "bfn-unipc3")
+        mean = None
+        if config == "dopri5-prior-mean":
+            mean = prior_mean(Denoiser(member.oracle, process), (n,) + member.shape, t0, torch.float64, "cpu")
+        z = process.prior_state((n,) + member.shape, t0, g, torch.float64, mean=mean)
+        x, _ = bfnsolvers.sample(member.oracle, process, "reference", z_start=z, t_start=t0, final="denoise",
+                                 dtype=torch.float64, rtol=1e-6, atol=1e-6)
+        return x
     if config in OURS:
         x, info = bfnsolvers.sample(member.oracle, member.process, start=config[len("ours-"):], **kw)
     else:
@@ -59,6 +74,7 @@ def main(argv=None) -> None:
     ap.add_argument("--floor-pairs", type=int, default=20)
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--no-exact", action="store_true", help="skip the dopri5 cells (nfe 0 in results.jsonl)")
     args = ap.parse_args(argv)
     for name in ("members", "samples", "floor_pairs"):
         if getattr(args, name) < 1:
@@ -70,8 +86,10 @@ def main(argv=None) -> None:
     floors = {(r["seed_member"], r["samples"]) for r in rows if r["kind"] == "floor"}
     seeds = members("mixture", "all", 2 * args.members)
     if not args.report_only:
-        cells = [(m, c, k, s) for m in seeds for c in OURS + PUBLISHED for k in args.nfe for s in args.seeds
-                 if (m, c, k, s, args.samples) not in done]
+        cells = [(m, c, k, s) for m in seeds for c in OURS + PUBLISHED for k in args.nfe for s in args.seeds]
+        if not args.no_exact:
+            cells += [(m, c, 0, s) for m in seeds for c in EXACT for s in args.seeds]
+        cells = [cell for cell in cells if cell + (args.samples,) not in done]
         with Progress() as bar, path.open("a") as f:
             task = bar.add_task("families", total=len(cells) + len(seeds))
             cache = {}
@@ -147,6 +165,14 @@ def report(rows, args, command: str) -> None:
             pm = [(a, b) for a, b in pm if a is not None and b is not None]
             lines += [f"- prior-mean below zero start ({metric}, members x NFE): {sum(a < b for a, b in pm)}/{len(pm)}; "
                       f"median ratio prior-mean / zero {statistics.median(a / b for a, b in pm):.3f}", ""]
+        exact = {c: [ratio(m, c, 0, "sw2") for m in ms] for c in EXACT}
+        if all(v is not None for vals in exact.values() for v in vals) and ms:
+            lines += ["Exact ODE (dopri5, rtol = atol = 1e-6) from the default start time, sw2 / floor per member "
+                      f"(seeds {', '.join(map(str, ms))}):", ""]
+            for c, vals in exact.items():
+                lines.append(f"- {c}: " + ", ".join(f"{v:.2f}" for v in vals) +
+                             f" (median {statistics.median(vals):.2f}, worst {max(vals):.2f})")
+            lines.append("")
         lines += ["Per member at NFE 10 (sw2 / floor; D, M, std, sigma_1):", "",
                   "| seed | D | M | std | sigma_1 | floor sw2 | ours-zero | ours-prior-mean | published |", "|---|---|---|---|---|---|---|---|---|"]
         for m in ms:

@@ -88,9 +88,9 @@ def test_families_benchmark_runs_and_resumes(tmp_path):
             "--out", str(tmp_path)]
     mod["main"](argv)
     rows = (tmp_path / "results.jsonl").read_text().splitlines()
-    assert len(rows) == 2 + 2 * 8 * 2                     # 2 floors, 2 members x 8 configs x 2 NFE
+    assert len(rows) == 2 + 2 * 8 * 2 + 2 * 2             # 2 floors, 2 members x (8 configs x 2 NFE + 2 dopri5)
     assert all(json.loads(r)["kind"] in ("floor", "cell") for r in rows)
     mod["main"](argv)                                      # resumed: nothing to add
     assert len((tmp_path / "results.jsonl").read_text().splitlines()) == len(rows)
     report = (tmp_path / "report.md").read_text()
-    assert "held out (odd seeds)" in report and "NFE 10 vs published NFE 10" in report
+    assert "held out (odd seeds)" in report and "NFE 10 vs published NFE 10" in report and "dopri5-zero" in report
