@@ -12,7 +12,8 @@ from torch import Tensor
 
 from .processes import BFNProcess
 
-__all__ = ["DEFAULTS", "DEFAULT_SPAN", "FINALS", "KindDefaults", "PUBLISHED_ETA", "READOUTS", "data_kind", "default_final", "default_lower_order_final",
+__all__ = ["DEFAULTS", "DEFAULT_SPAN", "DEFAULT_START", "FINALS", "KindDefaults", "PUBLISHED_ETA", "READOUTS", "data_kind",
+           "default_final", "default_lower_order_final",
            "default_schedule", "default_solver", "default_t_start", "resolve_defaults"]
 
 Final = Literal["denoise", "state", "drop"]
@@ -30,6 +31,12 @@ PUBLISHED_ETA = {"continuous": 1e-2, "discrete": 1e-3}
 #: oracle (benchmarks/beyond/: 8 and 9 equal within noise) and the digits model (NFE 10 digits FD,
 #: ODE/SDE: span 8 163/129, span 9 117/108, span 10 115/119): see benchmarks/results/beyond.md.
 DEFAULT_SPAN = 9.0
+
+#: The start state ``sample`` draws when ``start`` is left out: "zero" (z ~ N(0, s^2 I)) or "prior-mean" (one
+#: call for E[x0], z ~ N(a E[x0], s^2 I); KL to the true marginal O(r^4) instead of O(r^2), r = a/s; see
+#: ``sampling.prior_mean`` and docs/defaults.md). Only fixed-step solvers on a named grid from t_start > 0 without
+#: z_start use it (a list of times keeps the calls it names).
+DEFAULT_START = "zero"
 
 
 @dataclass(frozen=True)

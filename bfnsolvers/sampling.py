@@ -9,9 +9,9 @@ import torch
 from torch import Tensor
 
 from ._checks import is_int, is_real
-from .defaults import (DEFAULT_SPAN, FINALS, PUBLISHED_ETA, READOUTS, Final, Readout, data_kind,  # noqa: F401
-                       default_final, default_lower_order_final, default_schedule, default_solver, default_t_start,
-                       resolve_defaults)
+from .defaults import (DEFAULT_SPAN, DEFAULT_START, FINALS, PUBLISHED_ETA, READOUTS, Final, Readout,  # noqa: F401
+                       data_kind, default_final, default_lower_order_final, default_schedule, default_solver,
+                       default_t_start, resolve_defaults)
 from .denoiser import Cond, Denoiser
 from .processes import BFNProcess
 from .rng import as_random_source, randn
@@ -138,6 +138,33 @@ def build_grid(process: BFNProcess, spec, nfe: int | None, schedule, t_start: fl
     return ts
 
 
+def _grid_fits(nfe: int | None, final, spec) -> bool:
+    """Whether nfe - 1 calls still make a grid (the default start spends a call only then)."""
+    try:
+        plan_steps(9 if nfe is None else nfe - 1, final, spec.nfe_per_step)
+    except ValueError:
+        return False
+    return True
+
+
+#: The start states ``sample`` can draw (``start=``).
+STARTS: tuple[str, ...] = ("zero", "prior-mean")
+
+
+def prior_mean_time(denoiser: Denoiser, t_start: float) -> float:
+    """Where ``prior_mean`` calls the network: t = 0 (the prior's point mass), or t_start where the output
+    is degenerate at t = 0 (eps-parameterised continuous / discretised outputs give x_hat = 0 below t_min)."""
+    degenerate = denoiser.output_type.startswith("eps") and getattr(denoiser.process, "t_min", 0.0) > 0
+    return float(t_start) if degenerate else 0.0
+
+
+def prior_mean(denoiser: Denoiser, state_shape: tuple[int, ...], t_start: float, dtype, device) -> Tensor:
+    """E[x0] from one network call at the prior state z = 0 (at ``prior_mean_time``): exact at t = 0; at
+    (z = 0, t_start) it is E[x0 | z = 0] = E[x0] - r^2 Cov[x0] E[x0] + O(r^3), r = a/s at t_start."""
+    z = torch.zeros(state_shape, dtype=dtype, device=device)
+    return denoiser(z, prior_mean_time(denoiser, t_start))
+
+
 def sample(model: Callable | Denoiser, process: BFNProcess, solver: str | None = None, nfe: int | None = None,
            schedule: ScheduleName | Sequence[float] | Tensor | None = None, shape: Sequence[int] | None = None, *,
            t_start: float | None = None, final: Final | None = None, readout_as: Readout = "mean",
@@ -145,7 +172,7 @@ def sample(model: Callable | Denoiser, process: BFNProcess, solver: str | None =
            dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu", z_start: Tensor | None = None,
            callback: Callable | None = None, return_trajectory: bool = False, cond: Cond = None,
            uncond: Cond = None, guidance: float = 0.0, temperature: float = 1.0, noise_scale: float = 1.0,
-           class_mask: Tensor | None = None, constraint: Callable | None = None,
+           class_mask: Tensor | None = None, constraint: Callable | None = None, start: str | None = None,
            **solver_options) -> tuple[Tensor, SampleInfo]:
     """Draw samples from a BFN with a registered solver in ``nfe`` network calls.
 
@@ -171,6 +198,14 @@ def sample(model: Callable | Denoiser, process: BFNProcess, solver: str | None =
     broadcast to (..., K)) restricts discrete outputs exactly. constraint(z, t) -> z (e.g.
     ``bfnsolvers.constraints.Inpaint``, ``CentreOfMass``) replaces the state the network sees at every
     call and the final state; its ``samples(x)`` method, if any, is applied to the samples.
+
+    start: "zero" (z ~ N(0, s^2 I) at t_start) or "prior-mean" (one call at the prior state gives
+    m = E[x0], ``prior_mean``; z ~ N(a m, s^2 I); the call is one of the ``nfe``, so the grid has one
+    call fewer). In units of s the true marginal is r x0 + eps, r = a/s = e^lambda(t_start): "zero"
+    misses its mean r E[x0], KL = r^2 |E x0|^2 / 2 + O(r^4); "prior-mean" misses only its covariance
+    r^2 Cov[x0], KL = r^4 tr(Cov^2) / 4 + O(r^5) (measured slopes 2 and 4: tests/test_start.py).
+    None: ``DEFAULT_START`` for fixed-step solvers on a named grid from t_start > 0 without z_start whose
+    nfe - 1 calls still make a grid, else "zero".
     """
     if not isinstance(process, BFNProcess):
         raise ValueError(f"process must be a BFNProcess (e.g. ContinuousBFN(sigma_1)), got {type(process).__name__}")
@@ -205,7 +240,23 @@ def sample(model: Callable | Denoiser, process: BFNProcess, solver: str | None =
         state_shape = process.state_shape(_check_shape(shape))
     elif not isinstance(z_start, Tensor) or z_start.dim() < 1 or not bool(torch.isfinite(z_start).all()):
         raise ValueError("z_start must be a finite tensor with a batch dimension (B, ...)")
-    ts = build_grid(process, spec, nfe, schedule, t_start, final)
+    fixed_start = spec.name != "reference" and float(t_start) > 0 and z_start is None
+    if start is None:       # a list of times keeps the calls it names: the default start applies to named grids
+        start = DEFAULT_START if fixed_start and isinstance(schedule, str) and _grid_fits(nfe, final, spec) else "zero"
+    if start not in STARTS:
+        raise ValueError(f"start must be one of {STARTS}, got {start!r}")
+    extra = start == "prior-mean"
+    if extra and not fixed_start:
+        raise ValueError("start='prior-mean' needs a fixed-step solver (not 'reference'), t_start > 0 and no z_start")
+    if extra and nfe is not None and nfe < 2:
+        raise ValueError(f"nfe must be at least 2 with start='prior-mean' (one call for the prior mean), got {nfe}")
+    try:
+        grid_nfe = nfe - extra if nfe is not None else (10 - extra if extra and isinstance(schedule, str) else None)
+        ts = build_grid(process, spec, grid_nfe, schedule, t_start, final)
+    except ValueError as err:
+        if not extra:
+            raise
+        raise ValueError(f"{err} (start='prior-mean' spends one of the nfe calls: the grid gets nfe - 1)") from None
     batch = z_start.shape[0] if z_start is not None else state_shape[0]
     generator = as_random_source(generator, batch, device)
     denoiser.configure(batch, cond=cond, uncond=uncond, guidance=guidance, temperature=temperature,
@@ -223,7 +274,8 @@ def sample(model: Callable | Denoiser, process: BFNProcess, solver: str | None =
         elif float(process.s(ts[0])) == 0:
             z = torch.zeros(state_shape, dtype=dtype, device=device)     # the prior's point mass: no draw spent
         else:
-            z = process.prior_state(state_shape, ts[0], generator, dtype, device)
+            mean = prior_mean(denoiser, state_shape, float(ts[0]), dtype, device) if extra else None
+            z = process.prior_state(state_shape, ts[0], generator, dtype, device, mean=mean)
         return _run(denoiser, process, spec, z, ts, final, readout_as, generator, callback, return_trajectory,
                     schedule, solver_options)
 

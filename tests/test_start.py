@@ -1,0 +1,165 @@
+"""sample(start=...): the zero start vs the prior-mean start (one call for E[x0]), the NFE they spend, and the
+order of their error: KL(start || true marginal) against r = a/s at t_start, on the mixture oracle whose marginal
+at t_start is known exactly."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import bfnsolvers
+from bfnsolvers import ContinuousBFN
+from bfnsolvers.denoiser import Denoiser
+from bfnsolvers.metrics.oracle_metrics import start_kl_gmm
+from bfnsolvers.sampling import prior_mean, prior_mean_time
+from problems import gmm_problem, markov_problem
+
+
+def _gaussian_kl(r, m, mu, std):
+    """Closed form KL(N(r m, I) || N(r mu, (1 + r^2 std^2) I))."""
+    d, c = len(m), 1 + r * r * std * std
+    return 0.5 * (d / c - d + d * math.log(c) + r * r * float(((m - mu) ** 2).sum()) / c)
+
+
+def test_start_kl_matches_closed_form_and_monte_carlo():
+    m = torch.tensor([0.2, -0.1], dtype=torch.float64)
+    mu = torch.tensor([[0.5, 0.3]], dtype=torch.float64)
+    for r in (1e-3, 0.3, 2.0):
+        assert start_kl_gmm(r, m, mu, 0.4) == pytest.approx(_gaussian_kl(r, m, mu[0], 0.4), rel=1e-6, abs=0)
+    # a two-component mixture, KL by brute-force Monte Carlo on log densities (large r: no cancellation issue)
+    means = torch.tensor([[1.0, 0.0], [-0.5, 0.8]], dtype=torch.float64)
+    r, std, g = 1.5, 0.3, torch.Generator().manual_seed(0)
+    u = r * m + torch.randn(400_000, 2, generator=g, dtype=torch.float64)
+    c = 1 + r * r * std * std
+    logq = -0.5 * ((u - r * m) ** 2).sum(-1)
+    logp = torch.logsumexp(-0.5 * ((u[:, None] - r * means) ** 2).sum(-1) / c - math.log(c) + math.log(0.5), -1)
+    mc = (logq - logp)
+    assert start_kl_gmm(r, m, means, std) == pytest.approx(mc.mean().item(), abs=4 * mc.std().item() / 400_000 ** 0.5)
+
+
+def _slopes(t_of_call):
+    oracle, process = gmm_problem()
+    den = Denoiser(oracle, process)
+    lams = np.linspace(-8.0, -3.0, 6)
+    rs, kl0, klm = [], [], []
+    for lam in lams:
+        t = float(process.t_of_lam(torch.tensor(lam, dtype=torch.float64)))
+        r = float(process.a(t) / process.s(t))
+        m_hat = den(torch.zeros(1, 2, dtype=torch.float64), t_of_call(t))[0] if t_of_call else \
+            prior_mean(den, (1, 2), t, torch.float64, "cpu")[0]
+        rs.append(r)
+        kl0.append(start_kl_gmm(r, torch.zeros(2), oracle.means, oracle.std, oracle.weights))
+        klm.append(start_kl_gmm(r, m_hat, oracle.means, oracle.std, oracle.weights))
+    fit = lambda kl: np.polyfit(np.log(rs), np.log(kl), 1)[0]
+    return fit(kl0), fit(klm), rs, kl0, klm
+
+
+def test_start_error_orders_on_the_mixture_oracle():
+    """zero start: KL ~ r^2 |E x|^2 / 2 (slope 2); prior-mean start: KL ~ r^4 tr(Cov^2) / 4 (slope 4), both for the
+    exact E[x0] (the call at t = 0) and E[x0 | z = 0, t_start] (the call where the output is degenerate at 0)."""
+    oracle, _ = gmm_problem()
+    s0, sm, rs, kl0, klm = _slopes(None)
+    assert 1.99 < s0 < 2.01 and 3.99 < sm < 4.01, (s0, sm)
+    ex = (oracle.weights[:, None] * oracle.means).sum(0)
+    assert kl0[0] == pytest.approx(rs[0] ** 2 * float((ex ** 2).sum()) / 2, rel=1e-3, abs=0)
+    cov = torch.eye(2, dtype=torch.float64) * oracle.std ** 2 + \
+        (oracle.weights[:, None, None] * (oracle.means - ex)[:, :, None] * (oracle.means - ex)[:, None, :]).sum(0)
+    assert klm[0] == pytest.approx(rs[0] ** 4 * float((cov @ cov).trace()) / 4, rel=1e-2, abs=0)
+    s0b, smb, *_ = _slopes(lambda t: t)
+    assert 3.99 < smb < 4.01, smb
+
+
+def test_prior_mean_start_spends_the_nfe_asked():
+    oracle, process = gmm_problem()
+    for nfe in (None, 5, 10):
+        _, i0 = bfnsolvers.sample(oracle, process, nfe=nfe, shape=(4, 2), start="zero")
+        _, i1 = bfnsolvers.sample(oracle, process, nfe=nfe, shape=(4, 2), start="prior-mean")
+        assert i0.nfe == i1.nfe == (nfe or 10) and len(i1.times) == len(i0.times) - 1
+    ts = [0.001, 0.01, 0.1, 0.5, 1.0]           # drop: 3 step calls + readout = 4, + 1 for the mean
+    _, info = bfnsolvers.sample(oracle, process, "bfn-solver++2", schedule=ts, shape=(4, 2), start="prior-mean")
+    assert info.nfe == 5
+    _, info = bfnsolvers.sample(oracle, process, "bfn-solver++2", nfe=5, schedule=ts, shape=(4, 2), start="prior-mean")
+    assert info.nfe == 5
+    mk, mp = markov_problem()
+    _, info = bfnsolvers.sample(mk, mp, nfe=6, shape=(4, 5), start="prior-mean")
+    assert info.nfe == 6
+
+
+def test_prior_mean_start_draws_a_times_the_mean():
+    oracle, process = gmm_problem()
+    t0 = 1e-2
+    g = lambda: torch.Generator().manual_seed(3)
+    ex = (oracle.weights[:, None] * oracle.means).sum(0)
+    z0 = process.prior_state((5, 2), t0, g(), torch.float64)
+    z1 = process.prior_state((5, 2), t0, g(), torch.float64, mean=ex.expand(5, 2))
+    assert torch.allclose(z1 - z0, float(process.a(t0)) * ex.expand(5, 2))
+    # the solvers' first step starts from the drawn state: compare the results with explicit z_start
+    for start, z in (("zero", z0), ("prior-mean", z1)):
+        a, _ = bfnsolvers.sample(oracle, process, "bfn-solver++2", nfe=6, shape=(5, 2), t_start=t0, start=start,
+                                 generator=g(), dtype=torch.float64)
+        b, _ = bfnsolvers.sample(oracle, process, "bfn-solver++2", nfe=6 - (start == "prior-mean"), t_start=t0,
+                                 z_start=z, dtype=torch.float64)
+        assert torch.allclose(a, b, atol=1e-12), start
+    assert not torch.allclose(z0, z1, atol=1e-3)
+
+
+def test_prior_mean_call_time():
+    process = ContinuousBFN(1e-3, x_range=None)
+    assert prior_mean_time(Denoiser(lambda mu, t: mu, process, output_type="eps"), 0.002) == 0.002
+    assert prior_mean_time(Denoiser(lambda mu, t: mu, process, output_type="x"), 0.002) == 0.0
+
+
+def test_start_bad_input():
+    oracle, process = gmm_problem()
+    with pytest.raises(ValueError, match="start"):
+        bfnsolvers.sample(oracle, process, nfe=5, shape=(2, 2), start="mean")
+    with pytest.raises(ValueError, match="start"):
+        bfnsolvers.sample(oracle, process, "bfn", nfe=5, shape=(2, 2), start="prior-mean")
+    with pytest.raises(ValueError, match="start"):
+        bfnsolvers.sample(oracle, process, "reference", shape=(2, 2), start="prior-mean")
+    with pytest.raises(ValueError, match="start"):
+        bfnsolvers.sample(oracle, process, nfe=5, z_start=torch.zeros(2, 2), start="prior-mean")
+    with pytest.raises(ValueError, match="nfe"):
+        bfnsolvers.sample(oracle, process, nfe=1, shape=(2, 2), start="prior-mean")
+
+
+def test_energy_distance_brute_force_and_closed_form():
+    from bfnsolvers.metrics.oracle_metrics import energy_distance
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(7, 3, generator=g), torch.randn(5, 3, generator=g) + 0.5
+    d = lambda a, b: math.sqrt(sum((float(a[k]) - float(b[k])) ** 2 for k in range(3)))
+    xy = sum(d(a, b) for a in x for b in y) / 35
+    xx = sum(d(x[i], x[j]) for i in range(7) for j in range(7) if i != j) / 42
+    yy = sum(d(y[i], y[j]) for i in range(5) for j in range(5) if i != j) / 20
+    assert energy_distance(x, y) == pytest.approx(2 * xy - xx - yy, rel=1e-6)
+    assert energy_distance(x, y, unbiased=False) == pytest.approx(2 * xy - xx * 6 / 7 - yy * 4 / 5, rel=1e-6)
+    # 1-D N(0, 1) vs N(m, 1): E|X - Y| for X - Y ~ N(-m, 2), E|X - X'| = 2 / sqrt(pi)
+    m, s = 0.8, math.sqrt(2)
+    e_xy = s * math.sqrt(2 / math.pi) * math.exp(-m * m / (2 * s * s)) + m * math.erf(m / (s * math.sqrt(2)))
+    exact = 2 * e_xy - 2 * 2 / math.sqrt(math.pi)
+    x, y = torch.randn(3000, 1, generator=g, dtype=torch.float64), m + torch.randn(3000, 1, generator=g, dtype=torch.float64)
+    assert energy_distance(x, y) == pytest.approx(exact, rel=0.1)
+    with pytest.raises(ValueError, match="x and y"):
+        energy_distance(x, torch.zeros(5, 2))
+    with pytest.raises(ValueError, match="max_points"):
+        energy_distance(x, y, max_points=1)
+
+
+def test_default_start_rule(monkeypatch):
+    """DEFAULT_START applies to named grids whose nfe - 1 calls still make a grid; "zero" today."""
+    import bfnsolvers.sampling as sampling
+    from bfnsolvers.defaults import DEFAULT_START
+    assert DEFAULT_START == "zero"
+    oracle, process = gmm_problem()
+    g = lambda: torch.Generator().manual_seed(0)
+    monkeypatch.setattr(sampling, "DEFAULT_START", "prior-mean")
+    x, info = bfnsolvers.sample(oracle, process, nfe=10, shape=(4, 2), generator=g())
+    y, _ = bfnsolvers.sample(oracle, process, nfe=10, shape=(4, 2), generator=g(), start="prior-mean")
+    assert info.nfe == 10 and len(info.times) == 9 and torch.equal(x, y)
+    _, info = bfnsolvers.sample(oracle, process, nfe=1, shape=(4, 2))             # no call to spare: zero
+    assert info.nfe == 1 and len(info.times) == 1
+    ts = [0.001, 0.1, 0.5, 1.0]
+    _, info = bfnsolvers.sample(oracle, process, "bfn-solver++2", schedule=ts, shape=(4, 2))   # a list: zero
+    assert info.nfe == 3 and len(info.times) == 3
+    _, info = bfnsolvers.sample(oracle, process, "bfn", nfe=5, shape=(4, 2))       # from the prior: zero
+    assert info.nfe == 5
