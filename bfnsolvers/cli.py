@@ -54,37 +54,24 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
 # --------------------------------------------------------------------------- argument types
 
 
-def positive_int(text: str) -> int:
-    """A positive integer."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _argument_type(convert: Callable[[str], Any], ok: Callable[[Any], bool], expected: str, name: str):
+    """An argparse type: ``convert(text)``, then ``ok(value)``, else "expected <expected>, got <text>"."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+    parse.__name__ = name
+    return parse
 
 
-def seed_int(text: str) -> int:
-    """A generator seed: an integer in [0, 2**63 - 1)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**63 - 1), got {text!r}") from None
-    if not 0 <= value < 2 ** 63 - 1:
-        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**63 - 1), got {text!r}")
-    return value
-
-
-def unit_time(text: str) -> float:
-    """A finite BFN time in [0, 1)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
-    if not math.isfinite(value) or not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a finite number in [0, 1), got {text!r}")
-    return value
+#: A positive integer; a generator seed in [0, 2**63 - 1); a finite BFN time in [0, 1).
+positive_int = _argument_type(int, lambda v: v >= 1, "a positive integer", "positive_int")
+seed_int = _argument_type(int, lambda v: 0 <= v < 2 ** 63 - 1, "an integer in [0, 2**63 - 1)", "seed_int")
+unit_time = _argument_type(float, lambda v: math.isfinite(v) and 0 <= v < 1, "a finite number in [0, 1)", "unit_time")
 
 
 def check_device(name: str) -> torch.device:
