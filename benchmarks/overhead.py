@@ -152,20 +152,26 @@ def discrete_case(batch: int, device: torch.device):
     return "discrete", "sde-bfn-unipc3-t", shape, library, hand
 
 
+def interleaved_times(fns, repeats: int, device: torch.device) -> list[list[float]]:
+    """Seconds per call of each function, timed in turn within every repeat (so machine noise hits all alike)."""
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, acc in zip(fns, times):
+            _sync(device)
+            start = time.perf_counter()
+            fn()
+            _sync(device)
+            acc.append(time.perf_counter() - start)
+    return times
+
+
 def measure(case, device: torch.device, repeats: int) -> dict:
     kind, solver, shape, library, hand = case
     diff = float((library() - hand()).abs().max())
     for _ in range(2):                          # warm-up
         library(), hand()
     _sync(device)
-    lib_t, hand_t = [], []
-    for _ in range(repeats):
-        for fn, acc in ((library, lib_t), (hand, hand_t)):
-            _sync(device)
-            start = time.perf_counter()
-            fn()
-            _sync(device)
-            acc.append((time.perf_counter() - start) / STEPS * 1e3)
+    lib_t, hand_t = ([t / STEPS * 1e3 for t in ts] for ts in interleaved_times((library, hand), repeats, device))
     ratios = [x / y for x, y in zip(lib_t, hand_t)]
     return {"kind": kind, "solver": solver, "shape": shape, "lib": statistics.median(lib_t),
             "hand": statistics.median(hand_t), "ratio": statistics.median(ratios), "diff": diff}
@@ -211,14 +217,7 @@ def network_rows(device: torch.device, batches: list[int], repeats: int, quick: 
 
             calls = lib()
             net(), lib()
-            lib_t, net_t = [], []
-            for _ in range(repeats):
-                for fn, acc in ((lib, lib_t), (net, net_t)):
-                    _sync(device)
-                    start = time.perf_counter()
-                    fn()
-                    _sync(device)
-                    acc.append(time.perf_counter() - start)
+            lib_t, net_t = interleaved_times((lib, net), repeats, device)
             ratios = [x / (y * calls / nfe) for x, y in zip(lib_t, net_t)]
             row = {"preset": preset + (" (quick: tiny)" if quick else ""), "batch": b, "nfe": calls,
                    "sample": statistics.median(lib_t) / calls * 1e3, "net": statistics.median(net_t) / nfe * 1e3,
