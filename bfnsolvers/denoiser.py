@@ -16,7 +16,7 @@ from torch import Tensor
 from ._checks import is_real
 from .outputs import guide, mask_classes, temper
 from .processes import BFNProcess
-from .processes.base import _HOST_TIME, TimeLike, as_time
+from .processes.base import _HOST_TIME, HostTime, TimeLike, as_time
 
 
 def module_dtype(model: Callable) -> torch.dtype | None:
@@ -108,14 +108,15 @@ class Denoiser:
         self.constraint: Callable | None = None
         self.nfe = 0
         self.forward_batches: list[int] = []
-        self._finite: list[tuple[Tensor, Tensor]] = []
+        self._finite: list[tuple[float | Tensor, tuple[Tensor, Tensor]]] = []
         self._mask_cache: tuple[Tensor, Tensor] | None = None
+        self._times: dict[tuple, tuple[Tensor, HostTime]] = {}
 
     def fork(self) -> "Denoiser":
         """A copy with its own call counters and finiteness record (one per ``sample()`` call, so a
         Denoiser shared between threads counts each call's NFE exactly)."""
         other = copy.copy(self)
-        other.nfe, other.forward_batches, other._finite, other._mask_cache = 0, [], [], None
+        other.nfe, other.forward_batches, other._finite, other._mask_cache, other._times = 0, [], [], None, {}
         return other
 
     def configure(self, batch: int, *, cond: Cond = None, uncond: Cond = None, guidance: float = 0.0,
@@ -156,25 +157,27 @@ class Denoiser:
         name = getattr(self.model, "__name__", None) or type(self.model).__name__
         return f"model {name} ({self.process!r}, output_type {self.output_type!r})"
 
-    def _record(self, output: Tensor, t: Tensor) -> None:
+    def _record(self, output: Tensor, t: Tensor, host: HostTime | None) -> None:
+        """Keep the output's (min, max), one pass (both propagate NaN and are finite iff every element is);
+        the first call's is read at once, the rest by ``check_finite`` (no host sync per step)."""
         if output.numel() and output.is_floating_point():
-            # one pass over the output: min and max propagate NaN, and are finite iff every element is
-            finite = torch.isfinite(torch.stack(torch.aminmax(output))).all()
-        else:
-            finite = torch.isfinite(output).all()
-        if self.nfe == 1 and not bool(finite):
+            extremes = tuple(torch.aminmax(output))
+        else:                                         # integer or empty outputs are finite
+            extremes = (output.new_zeros((), dtype=torch.float32),) * 2
+        if self.nfe == 1 and not bool(torch.isfinite(torch.stack(extremes)).all()):
             raise FloatingPointError(f"{self._describe()} returned non-finite values at its first call, t = "
                                      f"{float(t.flatten()[0]):.6g}; check the model, its dtype and its inputs")
         if len(self._finite) >= 1024:                 # bounded record: one host sync per 1024 calls
             self.check_finite()
             self._finite.clear()
-        self._finite.append((t.flatten()[:1], finite))
+        self._finite.append((t.flatten()[:1] if host is None else host.value, extremes))
 
     def check_finite(self) -> None:
         """Raise if any call so far returned NaN or inf, naming the first such time."""
         if not self._finite:
             return
-        flags = torch.stack([f for _, f in self._finite]).cpu()
+        extremes = torch.stack([torch.stack(e).float() for _, e in self._finite])
+        flags = torch.isfinite(extremes).all(-1).cpu()
         if bool(flags.all()):
             return
         first = int((~flags).nonzero()[0])
@@ -190,8 +193,9 @@ class Denoiser:
                              f"(wrap it with bfnsolvers.adapters.select_output to pick one element)")
         return output
 
-    def raw_output(self, z: Tensor, t: Tensor) -> Tensor:
-        """The network output at state z (guided if guidance > 0), before the output distribution."""
+    def raw_output(self, z: Tensor, t: Tensor, host: HostTime | None = None) -> Tensor:
+        """The network output at state z (guided if guidance > 0), before the output distribution;
+        ``host``: t's host record when known (``output``)."""
         params, t_in = self.process.net_input(z), t
         if self.call_dtype is not None and params.dtype != self.call_dtype:
             params, t_in = params.to(self.call_dtype), t.to(self.call_dtype)
@@ -205,7 +209,7 @@ class Denoiser:
             both = self._forward(torch.cat([params, params]), torch.cat([t_in, t_in]),
                                  _map_cond(lambda c, u: torch.cat([c, u]), self.cond, self.uncond))
             output = guide(*both.chunk(2), self.guidance, self.output_type)
-        self._record(output, t)
+        self._record(output, t, host)
         return output
 
     def output(self, z: Tensor, t: TimeLike, apply_mask: bool = True):
@@ -215,18 +219,14 @@ class Denoiser:
         ChemBFN's zeroed, unrenormalised probabilities in ``chembfn-ode``)."""
         host = None
         if not isinstance(t, Tensor) or (t.dim() == 0 and t.device.type == "cpu"):
-            # a host number (the solvers' grid times): checked here on the host and filled on the device, so no
-            # host-to-device copy (a sync on CUDA) and no device-side range check per step
-            host = torch.as_tensor(t, dtype=z.dtype)
-            value = host.item()
-            if not 0.0 <= value <= 1.0:               # NaN too: as_time raises its error
-                host = as_time(host)
-            t = torch.full((), value, dtype=z.dtype, device=z.device).expand(z.shape[0])
+            t, host = self._host_time(t, z)
         else:
             t = torch.as_tensor(t, dtype=z.dtype, device=z.device).expand(z.shape[0])
         if self.constraint is not None:
             z = self.constrain(z, t)
-        output = self.raw_output(z, t).to(z.dtype)
+        output = self.raw_output(z, t, host)
+        if output.dtype != z.dtype:
+            output = output.to(z.dtype)
         if self.temperature != 1.0:
             output = temper(output, self.temperature, self.output_type)
         if self.class_mask is not None and apply_mask:
@@ -238,6 +238,24 @@ class Denoiser:
             return self.process.output_distribution(output, z, t, self.output_type)
         finally:
             _HOST_TIME.reset(token)
+
+    def _host_time(self, t: TimeLike, z: Tensor) -> tuple[Tensor, HostTime]:
+        """A host time (a number, or a CPU 0-dim tensor: the solvers' grid times) as the (B,) device tensor the
+        model sees and its :class:`HostTime`: checked on the host and filled on the device once per value, dtype,
+        device and batch of this run (no host-to-device copy, a sync on CUDA, and no device-side range check
+        per step; the processes keep the time's coefficients in its memo)."""
+        key = (float(t), z.dtype, z.device, z.shape[0])
+        hit = self._times.get(key)
+        if hit is None:
+            host = torch.as_tensor(t, dtype=z.dtype)
+            value = host.item()
+            if not 0.0 <= value <= 1.0:               # NaN too: as_time raises its error
+                host = as_time(host)
+            device_t = torch.full((), value, dtype=z.dtype, device=z.device).expand(z.shape[0])
+            if len(self._times) >= 4096:              # bounded (a run has one entry per grid time)
+                self._times.clear()
+            hit = self._times[key] = (device_t, HostTime(value, host))
+        return hit
 
     def _mask_on(self, device: torch.device) -> Tensor:
         """The class mask on ``device``, copied there once per run (not once per step)."""

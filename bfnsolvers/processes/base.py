@@ -25,15 +25,26 @@ T_FLOOR = 1e-12
 TimeLike = float | Tensor
 
 
-#: The time tensor of the data prediction in progress (``Denoiser.output``) and its value on the host (a CPU
-#: 0-dim tensor in the state's dtype), set only while the processes read that call's output: the Denoiser
-#: checked the value on the host, so ``as_time`` skips its range check (a device sync per step on an
-#: accelerator) for that very tensor, and the processes read ``t < t_min`` from the host value.
-_HOST_TIME: ContextVar[tuple[Tensor, Tensor] | None] = ContextVar("bfnsolvers_host_time", default=None)
+class HostTime:
+    """The time of the data prediction in progress (``Denoiser.output``), checked on the host: ``value`` (a
+    Python float, already rounded to the state's dtype) and ``tensor`` (the same as a CPU 0-dim tensor in that
+    dtype). One per (time, dtype, device, batch) and Denoiser fork (``Denoiser._times``)."""
+
+    __slots__ = ("value", "tensor")
+
+    def __init__(self, value: float, tensor: Tensor):
+        self.value, self.tensor = value, tensor
 
 
-def host_time(t: TimeLike) -> Tensor | None:
-    """The host copy of ``t`` if ``t`` is the checked time of the data prediction in progress, else None."""
+#: The device time tensor of the data prediction in progress and its :class:`HostTime`, set only while the
+#: processes read that call's output: the Denoiser checked the value on the host, so ``as_time`` skips its
+#: range check (a device sync per step on an accelerator) for that very tensor, and the processes read
+#: ``t < t_min`` from the host value.
+_HOST_TIME: ContextVar[tuple[Tensor, HostTime] | None] = ContextVar("bfnsolvers_host_time", default=None)
+
+
+def host_time(t: TimeLike) -> HostTime | None:
+    """The host record of ``t`` if ``t`` is the checked time of the data prediction in progress, else None."""
     known = _HOST_TIME.get()
     return known[1] if known is not None and known[0] is t else None
 
@@ -46,7 +57,8 @@ def as_time(t: TimeLike, name: str = "t", dtype: torch.dtype = torch.float64) ->
         t = t.to(dtype)
     elif host_time(t) is not None:          # checked on the host by the caller (Denoiser.output)
         return t
-    if t.numel() and (torch.isnan(t).any() or (t < 0).any() or (t > 1).any()):
+    # one reduction: NaN fails both comparisons
+    if t.numel() and not bool(((t >= 0) & (t <= 1)).all()):
         bad = t[(t < 0) | (t > 1) | torch.isnan(t)].flatten()[0].item()
         raise ValueError(f"{name} must lie in [0, 1] (BFN time), got {bad}")
     return t
@@ -81,6 +93,20 @@ class BFNProcess(ABC):
     #: Names of the hyper-parameters that ``hparams`` reports (those the process has: a Graves parameter such
     #: as sigma_1 or beta_1 exists only on the Graves schedule).
     hparam_names: tuple[str, ...] = ()
+
+    def memo(self) -> dict:
+        """The process's memo of host numbers derived from times alone (a grid's SDE coefficients, a grid
+        time's noise ratio): computed once, read per step; keys name the quantity, the times and the schedule
+        (``id(self.schedule)``). Bounded, and left out when the process is pickled or copied."""
+        memo = self.__dict__.get("_memo")
+        if memo is None or len(memo) >= 4096:
+            memo = self.__dict__["_memo"] = {}
+        return memo
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_memo", None)
+        return state
 
     def hparams(self) -> dict:
         """The process's hyper-parameters by name (what an exported checkpoint records)."""

@@ -131,35 +131,37 @@ class ContinuousBFN(BFNProcess):
         gamma = self.schedule.gamma(t)
         return gamma.to(dtype), (one_minus / gamma).sqrt().to(dtype)
 
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state.pop("_noise_ratio_cache", None)        # device tensors of a run: not part of the process
-        return state
+    def _coefficients(self, t: TimeLike, z: Tensor) -> tuple[Tensor | None, Tensor | float, Tensor | float, bool | None]:
+        """(t, gamma, s/a, below): ``noise_ratio`` at t in z's dtype and whether a time lies below t_min.
 
-    def _noise_ratio_of(self, t: Tensor, dtype: torch.dtype, host: Tensor | None) -> tuple[Tensor, Tensor]:
-        """``noise_ratio(t, dtype)``; for the checked time of a data prediction (``host`` known: every element
-        of t is that value) cached per (value, dtype, device, shape), so a grid's coefficients are computed once
-        per run, with the same ops on the same inputs (the same numbers)."""
+        For the checked time of a data prediction (``host_time``: every element of t is one host value)
+        gamma and s/a are Python numbers computed by ``noise_ratio`` on the host value in z's dtype (the
+        numbers a device tensor of that value gives; a Python number reaches the device as a kernel argument,
+        no copy), cached per (value, dtype, t_min, schedule) so a grid's coefficients are computed once, with
+        ``below`` a host bool and t = None. Else t broadcast against z (``expand_time``), the coefficients as
+        tensors and below = None (unknown on the host: the caller applies a ``where``)."""
+        host = host_time(t)
         if host is None:
-            return self.noise_ratio(t, dtype)
-        key = (host.item(), host.dtype, dtype, t.device, tuple(t.shape), self.t_min, id(self.schedule))
-        cache = self.__dict__.setdefault("_noise_ratio_cache", {})
+            tt = expand_time(as_time(t).to(z.device), z)
+            return (tt, *self.noise_ratio(tt, z.dtype), None)
+        key = ("noise_ratio", host.value, host.tensor.dtype, self.t_min, id(self.schedule))
+        cache = self.memo()
         hit = cache.get(key)
         if hit is None:
-            if len(cache) >= 256:
-                cache.clear()
-            hit = cache[key] = self.noise_ratio(t, dtype)
+            gamma, noise_ratio = self.noise_ratio(host.tensor, host.tensor.dtype)
+            # compared in the state's dtype, as the device-side where compares
+            hit = cache[key] = (None, gamma.item(), noise_ratio.item(), bool(host.tensor < self.t_min))
         return hit
 
     def _eps_to_x(self, z: Tensor, eps: Tensor, t: TimeLike) -> Tensor:
         """x_hat = mu/gamma - sqrt((1 - gamma)/gamma) eps_hat, and 0 for t < t_min (BFN eq. 84)."""
-        host = host_time(t)
-        t = expand_time(as_time(t).to(z.device), z)
-        gamma, noise_ratio = self._noise_ratio_of(t, z.dtype, host)
+        tt, gamma, noise_ratio, below = self._coefficients(t, z)
         x = z / gamma - noise_ratio * eps
-        if host is not None and not bool(host < self.t_min):   # a host number: no device sync, no full-state where
+        if below is False:                  # a host number above t_min: no device sync, no full-state where
             return x
-        return torch.where(t < self.t_min, torch.zeros_like(x), x)
+        if tt is None:                      # a host number below t_min: every element
+            return torch.zeros_like(x)
+        return torch.where(tt < self.t_min, torch.zeros_like(x), x)
 
     def output_distribution(self, output: Tensor, z: Tensor, t: TimeLike, output_type: str = "eps") -> Delta:
         if output.shape != z.shape:

@@ -9,7 +9,7 @@ from torch import Tensor
 from ..constants import SIGMA_X_MAX, SIGMA_X_MIN, T_MIN
 from ..distributions import BinDistribution, DiscretisedGaussian, bin_centres
 from .accuracy import AccuracySchedule, GravesContinuous
-from .base import TimeLike, as_time, expand_time, host_time
+from .base import TimeLike, expand_time
 from .continuous import ContinuousBFN
 
 
@@ -51,10 +51,12 @@ class DiscretisedBFN(ContinuousBFN):
         if output.shape != z.shape + (2,):
             raise ValueError(f"eps_gaussian output must have shape {tuple(z.shape) + (2,)}, got {tuple(output.shape)}")
         mu_x = self._eps_to_x(z, output[..., 0], t)
-        host = host_time(t)
-        tt = expand_time(as_time(t).to(z.device), z)
-        sigma_x = self._noise_ratio_of(tt, z.dtype, host)[1] * output[..., 1].clamp(-10, 10).exp()
-        if host is None or bool(host < self.t_min):              # else no time needs it (host number: no sync)
+        tt, _, noise_ratio, below = self._coefficients(t, z)
+        sigma_x = noise_ratio * output[..., 1].clamp(-10, 10).exp()
+        if below:                                                # a host number below t_min: every element
+            sigma_x = torch.ones_like(sigma_x)
+        elif below is None:                                      # not a host number: where (a host number above
+            # t_min needs none: no sync, no full-state where)
             sigma_x = torch.where(tt < self.t_min, torch.ones_like(sigma_x), sigma_x)
         sigma_x = sigma_x.clamp(SIGMA_X_MIN, SIGMA_X_MAX)
         return DiscretisedGaussian(mu_x, sigma_x, self.num_bins)

@@ -14,9 +14,15 @@ Callback = Callable[[dict], None]
 
 
 def sde_coefficients(process: BFNProcess, ts: Tensor) -> tuple[list[float], list[float], list[float]]:
-    """a(t_i), s(t_i), lambda(t_i) on the grid, as float64 Python numbers."""
-    ts = ts.double().cpu()
-    return process.a(ts).tolist(), process.s(ts).tolist(), process.lam(ts).tolist()
+    """a(t_i), s(t_i), lambda(t_i) on the grid, as float64 Python numbers (computed once per grid and
+    schedule: ``BFNProcess.memo``; fresh lists per call)."""
+    key = ("sde", tuple(ts.tolist()), id(getattr(process, "schedule", None)))
+    memo = process.memo()
+    hit = memo.get(key)
+    if hit is None:
+        ts = ts.double().cpu()
+        hit = memo[key] = (tuple(process.a(ts).tolist()), tuple(process.s(ts).tolist()), tuple(process.lam(ts).tolist()))
+    return list(hit[0]), list(hit[1]), list(hit[2])
 
 
 def default_noise(generator: RandomSource) -> NoiseSampler:
