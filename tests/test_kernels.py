@@ -281,6 +281,55 @@ def test_discretised_sample_quantile_path_is_bisection(dtype: torch.dtype) -> No
         assert torch.equal(lifted[:2000].long(), dense)
 
 
+@pytest.mark.parametrize("K", [64, 256, 1000])
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 5e-7), (torch.float64, 1e-14)])
+def test_mean_wide_closed_form(K: int, dtype: torch.dtype, tol: float) -> None:
+    """The Euler-Maclaurin mean (``ref.mean_wide``) vs the float64 scipy bin sum, from its threshold
+    (``ref.EM_WIDE`` bins) to the process's sigma_x clamp of 10, for mu_x inside, on and far outside [-1, 1]
+    (float32: within its rounding, ~1e-7; float64: to 1e-14); odd in mu_x exactly."""
+    bins, terms = ref.EM_WIDE[dtype]
+    h = 2.0 / K
+    sig = torch.exp(torch.linspace(math.log(bins * h), math.log(10.0), 25, dtype=torch.float64))
+    edges = torch.tensor([0.0, 1.0, 1.0 - h / 2, 1.0 + h / 2, 1.0 - 3 * h, 2.0, 30.0], dtype=torch.float64)
+    mus = torch.cat([torch.linspace(-3.0, 3.0, 301, dtype=torch.float64), edges, -edges])
+    mu_x, sigma_x = (v.reshape(-1).to(dtype) for v in torch.meshgrid(mus, sig, indexing="ij"))
+    got = ref.mean_wide(mu_x, sigma_x, K, terms)
+    c64 = ref.bin_centres(K, torch.float64, torch.device("cpu"))
+    want = (_dense64(mu_x, sigma_x, K) * c64).sum(-1)
+    torch.testing.assert_close(got.double(), want, rtol=0, atol=tol)
+    assert torch.equal(ref.mean_wide(-mu_x, sigma_x, K, terms), -got)
+    # the threshold matters: well below it the expansion is far off (the windowed sum takes over there)
+    narrow = torch.full_like(mu_x, 0.35 * h)
+    off = (ref.mean_wide(mu_x, narrow, K, terms).double() - (_dense64(mu_x, narrow, K) * c64).sum(-1)).abs().max()
+    assert float(off) > 1e-6
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_mean_paths_split_by_sigma(dtype: torch.dtype) -> None:
+    """``discretised_gaussian_mean`` takes the closed form where sigma_x >= EM_WIDE bins, the windowed sum
+    elsewhere and for K < EM_MIN_K; all-wide, all-narrow and mixed inputs give each element the value it gets
+    alone (the split is per element) and match the float64 bin sum."""
+    K = 256
+    bins, _ = ref.EM_WIDE[dtype]
+    h = 2.0 / K
+    mu_x = torch.linspace(-1.2, 1.2, 400, dtype=dtype)
+    wide = torch.full_like(mu_x, bins * h)
+    narrow = torch.full_like(mu_x, bins * h * (1 - 1e-3))
+    mixed = torch.where(torch.arange(400) % 3 == 0, wide, narrow)
+    c64 = ref.bin_centres(K, torch.float64, torch.device("cpu"))
+    tol = 5e-7 if dtype == torch.float32 else 1e-13
+    for sigma_x in (wide, narrow, mixed):
+        got = ref.discretised_gaussian_mean(mu_x, sigma_x, K)
+        torch.testing.assert_close(got.double(), (_dense64(mu_x, sigma_x, K) * c64).sum(-1), rtol=0, atol=tol)
+    alone = torch.where(mixed == wide, ref.mean_wide(mu_x, wide, K, ref.EM_WIDE[dtype][1]),
+                        ref.discretised_gaussian_mean(mu_x, narrow, K))
+    assert torch.equal(ref.discretised_gaussian_mean(mu_x, mixed, K), alone)
+    small_k = torch.full_like(mu_x, 0.5)
+    torch.testing.assert_close(ref.discretised_gaussian_mean(mu_x, small_k, 27).double(),
+                               (_dense64(mu_x, small_k, 27) * ref.bin_centres(27, torch.float64)).sum(-1),
+                               rtol=0, atol=tol)
+
+
 def test_chunked_discretised_gaussian_half_and_fields() -> None:
     mu_x, sigma_x, u = _gaussian_params(300, 1)
     full = ref.discretised_gaussian_chunked(mu_x, sigma_x, 16, u, want_mode=True)
