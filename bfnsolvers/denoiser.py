@@ -241,20 +241,25 @@ class Denoiser:
 
     def _host_time(self, t: TimeLike, z: Tensor) -> tuple[Tensor, HostTime]:
         """A host time (a number, or a CPU 0-dim tensor: the solvers' grid times) as the (B,) device tensor the
-        model sees and its :class:`HostTime`: checked on the host and filled on the device once per value, dtype,
-        device and batch of this run (no host-to-device copy, a sync on CUDA, and no device-side range check
-        per step; the processes keep the time's coefficients in its memo)."""
-        key = (float(t), z.dtype, z.device, z.shape[0])
+        model sees and its :class:`HostTime`: checked and rounded to the state's dtype on the host once per value
+        and dtype (kept in the process's memo, across runs), filled on the device once per value, dtype, device
+        and batch of this run (a fresh tensor per run; no host-to-device copy, a sync on CUDA, and no
+        device-side range check per step)."""
+        value = float(t)
+        key = (value, z.dtype, z.device, z.shape[0])
         hit = self._times.get(key)
         if hit is None:
-            host = torch.as_tensor(t, dtype=z.dtype)
-            value = host.item()
-            if not 0.0 <= value <= 1.0:               # NaN too: as_time raises its error
-                host = as_time(host)
-            device_t = torch.full((), value, dtype=z.dtype, device=z.device).expand(z.shape[0])
+            memo = self.process.memo()
+            host = memo.get(("host_time", value, z.dtype))
+            if host is None:
+                tensor = torch.as_tensor(t, dtype=z.dtype)
+                if not 0.0 <= tensor.item() <= 1.0:       # NaN too: as_time raises its error
+                    as_time(tensor)
+                host = memo[("host_time", value, z.dtype)] = HostTime(tensor.item(), tensor)
+            device_t = torch.full((), host.value, dtype=z.dtype, device=z.device).expand(z.shape[0])
             if len(self._times) >= 4096:              # bounded (a run has one entry per grid time)
                 self._times.clear()
-            hit = self._times[key] = (device_t, HostTime(value, host))
+            hit = self._times[key] = (device_t, host)
         return hit
 
     def _mask_on(self, device: torch.device) -> Tensor:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from typing import Callable, Literal
 
 from .bfn import bfn_sampler
@@ -42,15 +42,25 @@ class SolverSpec:
 
     def option_names(self) -> list[str] | None:
         """The keyword options ``fn`` takes besides ``callback`` (None: it takes any, via **kwargs)."""
-        params = inspect.signature(self.fn).parameters
-        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-            return None
-        return sorted(n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY and n != "callback")
+        try:
+            names = _option_names(self.fn)
+        except TypeError:                           # an unhashable callable: read its signature each time
+            names = _option_names.__wrapped__(self.fn)
+        return None if names is None else list(names)
 
     def unknown_options(self, options: dict) -> list[str]:
         """The names in ``options`` that ``fn`` does not take."""
         names = self.option_names()
         return [] if names is None else sorted(set(options) - set(names))
+
+
+@lru_cache(maxsize=1024)
+def _option_names(fn: Callable) -> tuple[str, ...] | None:
+    """``SolverSpec.option_names`` of ``fn``, read from its signature once (``sample`` asks at every call)."""
+    params = inspect.signature(fn).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    return tuple(sorted(n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY and n != "callback"))
 
 
 def _specs() -> list[SolverSpec]:

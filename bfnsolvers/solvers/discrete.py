@@ -155,7 +155,7 @@ def adams_t(model: Denoiser, z: Tensor, ts: Tensor, *, order: int = 2, stochasti
         return z + integral + eps if stochastic else (u1 / u0) * z + u1 * integral
 
     history: list[tuple[float, Tensor]] = []          # newest first, (u_i, x0_i)
-    x0 = model(z, ts[0]) if n > 0 else None
+    x0 = model(z, t[0]) if n > 0 else None
     for i in range(n):
         history = [(u[i], x0)] + history[:order - 1]
         k = min(order, n - i) if lower_order_final else order
@@ -165,7 +165,7 @@ def adams_t(model: Denoiser, z: Tensor, ts: Tensor, *, order: int = 2, stochasti
         notify(callback, i, t[i], z, x0)
         z_next = step(z, u0, u1, nodes, xs, eps)
         if i + 1 < n:
-            x0 = model(z_next, ts[i + 1])
+            x0 = model(z_next, t[i + 1])
             if corrector:
                 z_next = step(z, u0, u1, [u1] + nodes[:max(k - 1, 1)], [x0] + xs[:max(k - 1, 1)], eps)
         z = z_next

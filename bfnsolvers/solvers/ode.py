@@ -82,15 +82,16 @@ def bfn_solver_pp(model: Denoiser, z: Tensor, ts: Tensor, *, order: int = 2, low
     the next step then starts from the corrected state. It costs no extra network call.
     """
     a, s, lam = sde_coefficients(model.process, ts)
+    times = ts.tolist()                             # host numbers: no tensor indexing per step
     n, history, z_prev = len(ts) - 1, [], None
     for i in range(n):
-        x0 = model(z, ts[i])
+        x0 = model(z, times[i])
         if corrector and history:
             z = (s[i] / s[i - 1]) * z_prev + a[i] * corrector_term(history[1:2], *history[0], lam[i], x0)
         z_prev = z
         history = [(lam[i], x0)] + history[: max(order, 2) - 1]
         term = multistep_data_term(history[: step_order(order, i, n, lower_order_final)], lam[i + 1])
-        notify(callback, i, float(ts[i]), z, x0)
+        notify(callback, i, times[i], z, x0)
         z = ((s[i + 1] / s[i]) * z).add_(term.mul_(a[i + 1]))   # fresh tensors: z is the callback's, untouched
     return z
 
@@ -105,9 +106,10 @@ def bfn_solver(model: Denoiser, z: Tensor, ts: Tensor, *, order: int = 2, lower_
     if order not in (1, 2):
         raise ValueError(f"order must be 1 or 2 for the noise-prediction BFN-Solver, got {order}")
     a, s, lam = sde_coefficients(model.process, ts)
+    times = ts.tolist()                             # host numbers: no tensor indexing per step
     n, prev = len(ts) - 1, None
     for i in range(n):
-        x0 = model(z, ts[i])
+        x0 = model(z, times[i])
         eps = (z - a[i] * x0) / s[i]
         h = lam[i + 1] - lam[i]
         d = eps
@@ -115,7 +117,7 @@ def bfn_solver(model: Denoiser, z: Tensor, ts: Tensor, *, order: int = 2, lower_
             r = (lam[i] - prev[0]) / h
             d = eps + (eps - prev[1]) / (2 * r)
         prev = (lam[i], eps)
-        notify(callback, i, float(ts[i]), z, x0)
+        notify(callback, i, times[i], z, x0)
         z = (a[i + 1] / a[i]) * z - s[i + 1] * math.expm1(h) * d
     return z
 
@@ -124,11 +126,12 @@ def bfn_solver(model: Denoiser, z: Tensor, ts: Tensor, *, order: int = 2, lower_
 def euler(model: Denoiser, z: Tensor, ts: Tensor, *, callback: Callback | None = None) -> Tensor:
     """Euler on the probability-flow ODE dz/dt = -f z + (g^2/2) score, score = -(z - a x0_hat)/s^2."""
     process = model.process
+    times = ts.tolist()
     a, s, _ = sde_coefficients(process, ts)
     f, g2 = process.sde_f(ts.double()).tolist(), process.sde_g2(ts.double()).tolist()
     for i in range(len(ts) - 1):
-        x0 = model(z, ts[i])
+        x0 = model(z, times[i])
         score = -(z - a[i] * x0) / s[i] ** 2
-        notify(callback, i, float(ts[i]), z, x0)
+        notify(callback, i, times[i], z, x0)
         z = z + (-f[i] * z + 0.5 * g2[i] * score) * float(ts[i + 1] - ts[i])
     return z
