@@ -158,15 +158,20 @@ def discrete_case(batch: int, device: torch.device):
 
 
 def interleaved_times(fns, repeats: int, device: torch.device) -> list[list[float]]:
-    """Seconds per call of each function, timed in turn within every repeat (so machine noise hits all alike)."""
+    """Seconds per call of each function, timed in turn within every repeat (so machine noise hits all alike).
+
+    On CPU the clock is this thread's CPU time (``time.thread_time``, user + system: page faults count): on a
+    loaded shared machine the process is descheduled for whole time slices, which wall time would count. On
+    CUDA it is wall time around a synchronised call (the device works while the host thread waits)."""
+    clock = time.perf_counter if device.type == "cuda" else time.thread_time
     times = [[] for _ in fns]
     for _ in range(repeats):
         for fn, acc in zip(fns, times):
             _sync(device)
-            start = time.perf_counter()
+            start = clock()
             fn()
             _sync(device)
-            acc.append(time.perf_counter() - start)
+            acc.append(clock() - start)
     return times
 
 
@@ -268,9 +273,8 @@ def main() -> None:
              f"Device: {device.type} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
              f"{os.cpu_count()} logical CPUs; load average at end {' / '.join(f'{x:.2f}' for x in os.getloadavg())}.",
              "", f"{STEPS} steps, uniform grid 0.05..1, `lower_order_final=False`; medians of {args.repeats} "
-             "interleaved (library, hand) pairs; ratio = median of the per-pair ratios; min ratio = fastest library "
-             "run / fastest hand run (on a loaded shared machine a run is sometimes descheduled for a ~4 ms time "
-             "slice, which a 1 ms run cannot absorb: the minimum is the cost without such preemptions).", "",
+             "interleaved (library, hand) pairs, each timed by the thread's CPU time on CPU (wall time on CUDA); "
+             "ratio = median of the per-pair ratios; min ratio = fastest library run / fastest hand run.", "",
              "| data | solver | state shape | library ms/step | hand ms/step | library / hand (median) | "
              "library / hand (min) | max abs diff |",
              "|---|---|---|---|---|---|---|---|"]

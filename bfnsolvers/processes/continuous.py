@@ -156,7 +156,7 @@ class ContinuousBFN(BFNProcess):
     def _eps_to_x(self, z: Tensor, eps: Tensor, t: TimeLike) -> Tensor:
         """x_hat = mu/gamma - sqrt((1 - gamma)/gamma) eps_hat, and 0 for t < t_min (BFN eq. 84)."""
         tt, gamma, noise_ratio, below = self._coefficients(t, z)
-        x = z / gamma - noise_ratio * eps
+        x = torch.div(z, gamma).sub_(torch.mul(eps, noise_ratio))   # z / gamma - noise_ratio eps, fresh
         if below is False:                  # a host number above t_min: no device sync, no full-state where
             return x
         if tt is None:                      # a host number below t_min: every element
@@ -167,7 +167,8 @@ class ContinuousBFN(BFNProcess):
         if output.shape != z.shape:
             raise ValueError(f"model output must have the state's shape {tuple(z.shape)}, got {tuple(output.shape)}")
         if output_type == "eps":
-            return Delta(self._clip(self._eps_to_x(z, output, t)))
+            x = self._eps_to_x(z, output, t)                      # a fresh tensor: clipped in place
+            return Delta(x if self.x_range is None else x.clamp_(*self.x_range))
         if output_type == "x":
             return Delta(self._clip(output))
         raise ValueError(f"output_type must be 'eps' or 'x' for {type(self).__name__}, got {output_type!r}")

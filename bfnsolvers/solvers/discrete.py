@@ -151,8 +151,16 @@ def adams_t(model: Denoiser, z: Tensor, ts: Tensor, *, order: int = 2, stochasti
     n = len(u) - 1
 
     def step(z: Tensor, u0: float, u1: float, nodes: list[float], xs: list[Tensor], eps: Tensor | None) -> Tensor:
-        integral = beta_ref * sum(w * x for w, x in zip(integral_weights(nodes, u0, u1, stochastic), xs))
-        return z + integral + eps if stochastic else (u1 / u0) * z + u1 * integral
+        """z + beta_ref sum_j w_j x_j + eps (SDE) or (u1/u0) z + u1 beta_ref sum_j w_j x_j (ODE), accumulated in
+        place on fresh temporaries (the same ops in the same order as the out-of-place sum)."""
+        weights = integral_weights(nodes, u0, u1, stochastic)
+        integral = torch.mul(xs[0], weights[0])
+        for w, x in zip(weights[1:], xs[1:]):
+            integral.add_(torch.mul(x, w))
+        integral.mul_(beta_ref)
+        if stochastic:
+            return integral.add_(z).add_(eps)
+        return integral.mul_(u1).add_(torch.mul(z, u1 / u0))
 
     history: list[tuple[float, Tensor]] = []          # newest first, (u_i, x0_i)
     x0 = model(z, t[0]) if n > 0 else None

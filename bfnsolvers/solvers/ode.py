@@ -67,9 +67,10 @@ def corrector_term(history: list[tuple[float, Tensor]], lam_prev: float, m_prev:
         return (-phi_1 * m_prev).add_(d_a.mul_(phi_2 * h))
     l_b, m_b = history[0]
     h0 = lam_prev - l_b
-    c = (d_a - (m_prev - m_b) / h0) / (h + h0)
+    c = (m_prev - m_b).div_(h0).neg_().add_(d_a).div_(h + h0)         # (d_a - (m_prev - m_b) / h0) / (h + h0)
     phi_3 = phi_2 / h - 0.5
-    return -phi_1 * m_prev + phi_2 * h * (d_a - c * h) - 2 * h * h * phi_3 * c
+    slope = torch.mul(c, h).neg_().add_(d_a).mul_(phi_2 * h)          # phi_2 h (d_a - c h)
+    return torch.mul(m_prev, -phi_1).add_(slope).sub_(c.mul_(2 * h * h * phi_3))
 
 
 @torch.no_grad()
@@ -87,7 +88,7 @@ def bfn_solver_pp(model: Denoiser, z: Tensor, ts: Tensor, *, order: int = 2, low
     for i in range(n):
         x0 = model(z, times[i])
         if corrector and history:
-            z = (s[i] / s[i - 1]) * z_prev + a[i] * corrector_term(history[1:2], *history[0], lam[i], x0)
+            z = torch.mul(z_prev, s[i] / s[i - 1]).add_(corrector_term(history[1:2], *history[0], lam[i], x0).mul_(a[i]))
         z_prev = z
         history = [(lam[i], x0)] + history[: max(order, 2) - 1]
         term = multistep_data_term(history[: step_order(order, i, n, lower_order_final)], lam[i + 1])
