@@ -175,3 +175,31 @@ def test_in_place_terms_are_bitwise_the_old_ones(dtype):
         assert torch.equal(corrector_term(hist, lams[2], ms[2], lams[1], ms[1]),
                            _corrector_before(hist, lams[2], ms[2], lams[1], ms[1]))
     assert all(torch.equal(m, c) for m, c in zip(ms, copies))      # the inputs are untouched
+
+
+def test_grid_memo_follows_the_schedule_and_is_not_pickled():
+    """The per-process memo of grid numbers (SDE coefficients, a grid time's noise ratio and host record) gives
+    what a fresh computation gives, fresh lists per call, follows a replaced schedule, and is left out of a
+    pickle or a copy."""
+    import copy
+    import pickle
+    from bfnsolvers.processes.accuracy import GravesContinuous
+    from bfnsolvers.solvers.common import sde_coefficients
+
+    process = ContinuousBFN(sigma_1=0.02)
+    ts = torch.linspace(0.05, 1.0, 7, dtype=torch.float64)
+    first = sde_coefficients(process, ts)
+    first[0][0] = -1.0                                     # a caller's list: not the memo's
+    assert sde_coefficients(process, ts)[0] == process.a(ts).tolist()
+    process.schedule = GravesContinuous(0.1)
+    assert sde_coefficients(process, ts) == (process.a(ts).tolist(), process.s(ts).tolist(), process.lam(ts).tolist())
+    denoiser = Denoiser(lambda x, t: torch.ones_like(x), process)
+    z = torch.full((2, 3), 0.3)
+    x1 = denoiser(z, 0.5)
+    gamma, ratio = process.noise_ratio(torch.tensor(0.5), torch.float32)
+    assert torch.equal(x1, (z / gamma - ratio * torch.ones_like(z)).clamp(-1, 1))
+    process.schedule = GravesContinuous(0.02)
+    gamma, ratio = process.noise_ratio(torch.tensor(0.5), torch.float32)
+    assert torch.equal(denoiser(z, 0.5), (z / gamma - ratio * torch.ones_like(z)).clamp(-1, 1))
+    assert process.memo() and "_memo" not in pickle.loads(pickle.dumps(process)).__dict__
+    assert "_memo" not in copy.deepcopy(process).__dict__
