@@ -225,11 +225,11 @@ def mean_times(repeats: int) -> list[dict]:
 
 
 def mean_by_sigma(repeats: int) -> list[dict]:
-    """The mean alone at fixed sigma_x in bins (2/K), mu_x ~ 0.6 N(0, 1): the closed form from
-    ``EM_WIDE`` bins on, the windowed sum below (at most ~21 edges there), and the windowed sum everywhere."""
+    """The mean alone at fixed sigma_x in bins (2/K), mu_x ~ 0.6 N(0, 1): the per-element choice of exact forms
+    (``kernels.reference._mean_forward``) vs the windowed sum everywhere."""
     mu = 0.6 * torch.randn(SHAPE, generator=torch.Generator().manual_seed(3))
     rows = []
-    for bins in (0.25, 0.5, 1.0, 1.49, 1.5, 4.0, 40.0):
+    for bins in (0.1, 0.25, 0.5, 1.0, 1.49, 1.5, 4.0, 40.0):
         sigma = torch.full(SHAPE, bins * 2.0 / K)
         rows.append({"bins": bins, "window": _window(bins * 2.0 / K),
                      "new_ms": _cpu_median_ms(lambda: kernels.discretised_gaussian(mu, sigma, K), repeats),
@@ -303,7 +303,8 @@ def write_report(path: Path, cmd: str, mem: list[dict], times: list[dict], means
           "unsaturated edges, in chunks of at most 2^18 erf evaluations); `new` = `bfnsolvers.kernels."
           "discretised_gaussian` now: the mean in closed form (Euler-Maclaurin on the edge sum: 2 erfc and 2 "
           "exp-type calls per element, `kernels/reference.py::mean_wide`) where sigma_x spans >= 1.5 bins, the "
-          "windowed sum below; sample: the quantile's bin verified by two CDF values, binary lifting where "
+          "lattice (Fourier) form (`mean_ripple`: mu_x + 3 damped harmonics) where sigma_x spans >= 0.25 bins "
+          "and mu_x is far from both ends, the windowed sum elsewhere; sample: the quantile's bin verified by two CDF values, binary lifting where "
           "rounding makes that fail; O(1) mode. `continuous` = ContinuousBFN with the same "
           f"sigma_1 = sqrt(1e-3), solver, grid and state size. Solvers: default (`bfn-unipc3`, NFE "
           f"{SOLVERS['default (bfn-unipc3)'][1]}, log-SNR grid) and the original sampler (`bfn`, NFE "
@@ -342,8 +343,10 @@ def write_report(path: Path, cmd: str, mem: list[dict], times: list[dict], means
         L.append(f"| {r['t']:.2f} | {r['sigma_x']:.3g} | {r['window']} | {r['new_ms']:.2f} | {r['windowed_ms']:.2f} | "
                  f"{r['dense_ms']:.2f} | {r['sample_new_ms']:.2f} | {r['sample_dense_ms']:.2f} |")
     L += ["", "## The mean alone, by sigma_x in bins (CPU ms, median)", "",
-          "sigma_x fixed at a number of bins (2/K), mu_x ~ 0.6 N(0, 1) at the same state size: below 1.5 bins "
-          "(float32) `new` is the windowed sum as well (few edges there), from 1.5 bins on the closed form.", "",
+          "sigma_x fixed at a number of bins (2/K), mu_x ~ 0.6 N(0, 1) at the same state size: from 1.5 bins "
+          "(float32) on `new` is the Euler-Maclaurin form; from 0.25 to 1.5 bins the lattice form for the elements "
+          "far from both ends and the windowed sum for the rest (gathered); below 0.25 bins the windowed sum "
+          "(a few edges).", "",
           "| sigma_x (bins) | window (edges) | mean new | mean windowed |", "|---|---|---|---|"]
     for r in by_sigma:
         L.append(f"| {r['bins']:g} | {r['window']} | {r['new_ms']:.2f} | {r['windowed_ms']:.2f} |")
@@ -364,8 +367,9 @@ def write_report(path: Path, cmd: str, mem: list[dict], times: list[dict], means
           "~25 cheap passes in all, so on CPU the discretised default step stays a few x the continuous one "
           "(table above) and the 2x target is not met on CPU; a fused kernel would make the mean one pass "
           "(the Triton kernel on CUDA does the windowed sum in registers; not measured: no GPU).",
-          "- Below 1.5 bins (a network predicting sigma_x under ~0.012 for K = 256) the windowed sum runs, with "
-          "at most ~21 edges per element (second table): a few times the closed form's cost there.",
+          "- Below 1.5 bins (a network predicting sigma_x under ~0.012 for K = 256) the elements near the ends "
+          "(and all below 0.25 bins) take the windowed sum, at most ~21 edges per element, gathered by window "
+          "width: that regime costs a few times the wide one (second table).",
           "- Timings on a shared 2-core machine vary between repeats (see the repeat columns); "
           "the configurations are interleaved within each repeat, so compare ratios.", "",
           f"## K = 2 categorical ({n} x 2 logits, ms, median of >= 20)", "",

@@ -304,26 +304,54 @@ def test_mean_wide_closed_form(K: int, dtype: torch.dtype, tol: float) -> None:
     assert float(off) > 1e-6
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_mean_paths_split_by_sigma(dtype: torch.dtype) -> None:
-    """``discretised_gaussian_mean`` takes the closed form where sigma_x >= EM_WIDE bins, the windowed sum
-    elsewhere and for K < EM_MIN_K; all-wide, all-narrow and mixed inputs give each element the value it gets
-    alone (the split is per element) and match the float64 bin sum."""
-    K = 256
-    bins, _ = ref.EM_WIDE[dtype]
+@pytest.mark.parametrize("K", [27, 256, 1000])
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 2e-7), (torch.float64, 1e-14)])
+def test_mean_ripple_closed_form(K: int, dtype: torch.dtype, tol: float) -> None:
+    """The lattice (Fourier) form of the mean (``ref.mean_ripple``) vs the float64 scipy bin sum where it applies:
+    sigma_x from ``RIPPLE_MIN_BINS`` to 1.5 bins, mu_x at least ERF_SATURATION sqrt2 sigma_x inside both ends."""
     h = 2.0 / K
-    mu_x = torch.linspace(-1.2, 1.2, 400, dtype=dtype)
+    sig = torch.linspace(ref.RIPPLE_MIN_BINS[dtype] * h, 1.5 * h, 9, dtype=torch.float64)
+    mus = torch.linspace(-1.0, 1.0, 2001, dtype=torch.float64)
+    mu_x, sigma_x = (v.reshape(-1) for v in torch.meshgrid(mus, sig, indexing="ij"))
+    inside = mu_x.abs() + ref.ERF_SATURATION[dtype] * math.sqrt(2) * sigma_x <= 1
+    mu_x, sigma_x = mu_x[inside].to(dtype), sigma_x[inside].to(dtype)
+    c64 = ref.bin_centres(K, torch.float64, torch.device("cpu"))
+    got = ref.mean_ripple(mu_x, sigma_x, K)
+    torch.testing.assert_close(got.double(), (_dense64(mu_x, sigma_x, K) * c64).sum(-1), rtol=0, atol=tol)
+    # the condition matters: at the ends (the end bins absorb the tails) the lattice form is far off
+    edge = torch.full((50,), 1.0 - h / 2, dtype=dtype)
+    narrow = torch.full_like(edge, 0.5 * h)
+    off = (ref.mean_ripple(edge, narrow, K).double() - (_dense64(edge, narrow, K) * c64).sum(-1)).abs().max()
+    assert float(off) > 1e-5
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_mean_paths_split_per_element(dtype: torch.dtype) -> None:
+    """``discretised_gaussian_mean`` takes, per element, the closed form where sigma_x >= EM_WIDE bins, the
+    lattice form where sigma_x >= RIPPLE_MIN_BINS and mu_x is far from both ends, the windowed sum elsewhere
+    and for K < EM_MIN_K (no closed form there): inputs of one path each and mixed ones give each element the
+    value it gets alone and match the float64 bin sum."""
+    K = 256
+    h = 2.0 / K
+    bins, terms = ref.EM_WIDE[dtype]
+    mu_x = torch.linspace(-1.2, 1.2, 600, dtype=dtype)
     wide = torch.full_like(mu_x, bins * h)
-    narrow = torch.full_like(mu_x, bins * h * (1 - 1e-3))
-    mixed = torch.where(torch.arange(400) % 3 == 0, wide, narrow)
+    mid = torch.full_like(mu_x, bins * h * (1 - 1e-3))          # lattice form inside, windowed near the ends
+    narrow = torch.full_like(mu_x, ref.RIPPLE_MIN_BINS[dtype] * h * 0.9)   # windowed everywhere
     c64 = ref.bin_centres(K, torch.float64, torch.device("cpu"))
     tol = 5e-7 if dtype == torch.float32 else 1e-13
-    for sigma_x in (wide, narrow, mixed):
+    pick = torch.arange(600) % 3
+    mixed = torch.where(pick == 0, wide, torch.where(pick == 1, mid, narrow))
+    for sigma_x in (wide, mid, narrow, mixed):
         got = ref.discretised_gaussian_mean(mu_x, sigma_x, K)
         torch.testing.assert_close(got.double(), (_dense64(mu_x, sigma_x, K) * c64).sum(-1), rtol=0, atol=tol)
-    alone = torch.where(mixed == wide, ref.mean_wide(mu_x, wide, K, ref.EM_WIDE[dtype][1]),
-                        ref.discretised_gaussian_mean(mu_x, narrow, K))
+    alone = torch.where(pick == 0, ref.mean_wide(mu_x, wide, K, terms),
+                        torch.where(pick == 1, ref.discretised_gaussian_mean(mu_x, mid, K),
+                                    ref.discretised_gaussian_mean(mu_x, narrow, K)))
     assert torch.equal(ref.discretised_gaussian_mean(mu_x, mixed, K), alone)
+    inside = mu_x.abs() + ref.ERF_SATURATION[dtype] * math.sqrt(2) * mid <= 1
+    assert torch.equal(ref.discretised_gaussian_mean(mu_x, mid, K)[inside], ref.mean_ripple(mu_x, mid, K)[inside])
+    assert 0 < int(inside.sum()) < 600
     small_k = torch.full_like(mu_x, 0.5)
     torch.testing.assert_close(ref.discretised_gaussian_mean(mu_x, small_k, 27).double(),
                                (_dense64(mu_x, small_k, 27) * ref.bin_centres(27, torch.float64)).sum(-1),
