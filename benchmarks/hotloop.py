@@ -358,18 +358,18 @@ def write_report(path: Path, cmd: str, mem: list[dict], times: list[dict], means
     L += ["", "The original sampler draws one uniform per element per step in all versions (the random stream "
           "is unchanged); its bin is the inverse-CDF bin of that uniform, so the samples differ from `dense` "
           "only where a uniform falls within rounding of a bin boundary (there the trajectory of that element "
-          "then differs); it never reads the mean, so `windowed` and `new` agree exactly.", "",
+          "then differs); its steps never read the mean, so `windowed` and `new` differ by float32 rounding only.", "",
           "## Notes", "",
           "- The 2x target (discretised step within 2x of the continuous one at equal state size) compares like "
           "with like: the continuous step computes its output distribution too (a point mass at the clipped "
-          "x_hat: 4 elementwise ops), the discretised one its mean. The closed-form mean is 2 erfc, 2 exp, 1 "
-          "expm1 and ~35 further elementwise passes over the state in eager torch; the continuous step is "
+          "x_hat: 4 elementwise ops), the discretised one its mean. The closed-form mean is 2 erfc, 1 exp, 1 "
+          "expm1 and ~40 further elementwise passes over the state in eager torch; the continuous step is "
           "~25 cheap passes in all, so on CPU the discretised default step stays a few x the continuous one "
           "(table above) and the 2x target is not met on CPU; a fused kernel would make the mean one pass "
           "(the Triton kernel on CUDA does the windowed sum in registers; not measured: no GPU).",
           "- Below 1.5 bins (a network predicting sigma_x under ~0.012 for K = 256) the elements near the ends "
           "(and all below 0.25 bins) take the windowed sum, at most ~21 edges per element, gathered by window "
-          "width: that regime costs a few times the wide one (second table).",
+          "width: in the second table that regime costs up to ~2x the wide one.",
           "- Timings on a shared 2-core machine vary between repeats (see the repeat columns); "
           "the configurations are interleaved within each repeat, so compare ratios.", "",
           f"## K = 2 categorical ({n} x 2 logits, ms, median of >= 20)", "",

@@ -96,11 +96,13 @@ class BFNProcess(ABC):
 
     def memo(self) -> dict:
         """The process's memo of host numbers derived from times alone (a grid's SDE coefficients, a grid
-        time's noise ratio): computed once, read per step; keys name the quantity, the times and the schedule
-        (``id(self.schedule)``). Bounded, and left out when the process is pickled or copied."""
+        time's noise ratio and host record): computed once, read per step; keys name the quantity and the
+        times. It holds for the current accuracy schedule only (a new ``schedule`` object starts a new memo),
+        is bounded, and is left out when the process is pickled or copied."""
         memo = self.__dict__.get("_memo")
-        if memo is None or len(memo) >= 4096:
-            memo = self.__dict__["_memo"] = {}
+        schedule = getattr(self, "schedule", None)
+        if memo is None or len(memo) >= 4096 or memo.get("schedule") is not schedule:
+            memo = self.__dict__["_memo"] = {"schedule": schedule}
         return memo
 
     def __getstate__(self) -> dict:

@@ -144,7 +144,7 @@ class ContinuousBFN(BFNProcess):
         if host is None:
             tt = expand_time(as_time(t).to(z.device), z)
             return (tt, *self.noise_ratio(tt, z.dtype), None)
-        key = ("noise_ratio", host.value, host.tensor.dtype, self.t_min, id(self.schedule))
+        key = ("noise_ratio", host.value, host.tensor.dtype, self.t_min)
         cache = self.memo()
         hit = cache.get(key)
         if hit is None:

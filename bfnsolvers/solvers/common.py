@@ -16,7 +16,7 @@ Callback = Callable[[dict], None]
 def sde_coefficients(process: BFNProcess, ts: Tensor) -> tuple[list[float], list[float], list[float]]:
     """a(t_i), s(t_i), lambda(t_i) on the grid, as float64 Python numbers (computed once per grid and
     schedule: ``BFNProcess.memo``; fresh lists per call)."""
-    key = ("sde", tuple(ts.tolist()), id(getattr(process, "schedule", None)))
+    key = ("sde", tuple(ts.tolist()))
     memo = process.memo()
     hit = memo.get(key)
     if hit is None:
