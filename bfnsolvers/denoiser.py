@@ -243,8 +243,8 @@ class Denoiser:
         """A host time (a number, or a CPU 0-dim tensor: the solvers' grid times) as the (B,) device tensor the
         model sees and its :class:`HostTime`: checked and rounded to the state's dtype on the host once per value
         and dtype (kept in the process's memo, across runs), filled on the device once per value, dtype, device
-        and batch of this run (a fresh tensor per run; no host-to-device copy, a sync on CUDA, and no
-        device-side range check per step)."""
+        and batch of this Denoiser (``sample`` makes or forks one per call; no host-to-device copy, a sync on
+        CUDA, and no device-side range check per step)."""
         value = float(t)
         key = (value, z.dtype, z.device, z.shape[0])
         hit = self._times.get(key)

@@ -203,3 +203,27 @@ def test_grid_memo_follows_the_schedule_and_is_not_pickled():
     assert torch.equal(denoiser(z, 0.5), (z / gamma - ratio * torch.ones_like(z)).clamp(-1, 1))
     assert process.memo() and "_memo" not in pickle.loads(pickle.dumps(process)).__dict__
     assert "_memo" not in copy.deepcopy(process).__dict__
+
+
+@pytest.mark.parametrize("kind", ["continuous", "discrete"])
+def test_in_place_readouts_keep_autograd(kind):
+    """x0 from a network output is computed in place on fresh tensors only without autograd: with a gradient
+    (training) it is the out-of-place formula, and its gradient is autograd's through that formula."""
+    process = ContinuousBFN(sigma_1=0.02) if kind == "continuous" else DiscreteBFN(beta_1=3.0, num_classes=5)
+    shape = (3, 4) if kind == "continuous" else (3, 4, 5)
+    g = torch.Generator().manual_seed(0)
+    z, out = torch.randn(shape, generator=g), torch.randn(shape, generator=g).requires_grad_()
+    t = torch.full((3,), 0.4)
+    x0 = process.dist_to_x0(process.output_distribution(out, z, t))
+    if kind == "continuous":
+        gamma, ratio = process.noise_ratio(t.reshape(-1, 1), torch.float32)
+        want = (z / gamma - ratio * out).clamp(-1, 1)
+    else:
+        want = 5 * torch.softmax(out, -1) - 1
+    torch.testing.assert_close(x0, want, rtol=0, atol=1e-6)
+    weights = torch.randn(shape, generator=g)
+    grad, = torch.autograd.grad((x0 * weights).sum(), out)
+    want_grad, = torch.autograd.grad((want * weights).sum(), out)
+    torch.testing.assert_close(grad, want_grad, rtol=0, atol=1e-6)
+    with torch.no_grad():
+        torch.testing.assert_close(process.dist_to_x0(process.output_distribution(out, z, t)), want, rtol=0, atol=1e-6)

@@ -168,7 +168,9 @@ class ContinuousBFN(BFNProcess):
             raise ValueError(f"model output must have the state's shape {tuple(z.shape)}, got {tuple(output.shape)}")
         if output_type == "eps":
             x = self._eps_to_x(z, output, t)                      # a fresh tensor: clipped in place
-            return Delta(x if self.x_range is None else x.clamp_(*self.x_range))
+            if self.x_range is None:
+                return Delta(x)
+            return Delta(x.clamp(*self.x_range) if x.requires_grad else x.clamp_(*self.x_range))
         if output_type == "x":
             return Delta(self._clip(output))
         raise ValueError(f"output_type must be 'eps' or 'x' for {type(self).__name__}, got {output_type!r}")

@@ -144,8 +144,11 @@ class DiscreteBFN(BFNProcess):
         raise ValueError(f"output_type must be 'logits' or 'probs' for DiscreteBFN, got {output_type!r}")
 
     def dist_to_x0(self, dist: Categorical) -> Tensor:
-        """K e_hat - 1 (``probs`` is a fresh tensor per read: scaled in place)."""
-        return dist.probs.mul_(self.num_classes).sub_(1)
+        """K e_hat - 1 (``probs`` is a fresh tensor per read: scaled in place unless autograd needs it)."""
+        probs = dist.probs
+        if probs.requires_grad:
+            return self.num_classes * probs - 1
+        return probs.mul_(self.num_classes).sub_(1)
 
     def sample_to_x0(self, dist: Categorical, generator: torch.Generator | None = None) -> Tensor:
         return self.num_classes * F.one_hot(dist.sample(generator), self.num_classes).to(dist.logits.dtype) - 1
