@@ -13,7 +13,8 @@ a rule minimises the median score over the choosing members. Results: one JSON l
 resumable: cells already there are skipped).
 
 Configurations ("/"-separated): ``solver/start/time[/flag...]`` with start "zero" | "prior-mean", time "lam-4"
-(t_start where lambda = -4, absolute) or "span9" (lambda = lambda(1) - 9), flags "o2" (order 2), "lof0" / "lof1"
+(t_start where lambda = -4, absolute) or "span9" (lambda = lambda(1) - 9) or both "rule/rule" (the default
+rule's start and time at that NFE), flags "o3" (order 3), "lof0" / "lof1"
 (lower order at the final steps off / on), "cal" (the calibrated grid of ``bfnsolvers.calibrate``); ``default``
 (``sample`` with nothing but nfe: the resolved start is stored with the row); ``dopri5/default`` (the exact ODE,
 rtol = atol = 1e-6, from the default rule's start at that NFE: the error the start alone leaves); published
@@ -50,6 +51,9 @@ LAMS = (-2, -3, -4, -5, -6, -8)
 START_CANDIDATES = tuple(f"bfn-unipc3/{s}/{t}" for s in ("zero", "prior-mean")
                          for t in ("span9",) + tuple(f"lam{v}" for v in LAMS))
 REF_SEED = 10 ** 6
+#: Candidates whose median score is within this fraction of the best tie (about the seed-to-seed noise of the
+#: median score: choose.md, "Seed noise"); the smallest worst-member score breaks the tie.
+TIE = 0.03
 mixture_member = functools.lru_cache(maxsize=None)(_mixture_member)
 
 
@@ -66,7 +70,7 @@ def start_time(process, rule: str) -> float:
 
 def resolved(member, config: str, nfe: int) -> str:
     """What a rule-dependent configuration resolves to (stored with the row: a changed rule reruns the cell)."""
-    if config in ("default", "dopri5/default"):
+    if config in ("default", "dopri5/default") or "/rule" in config:
         start, t0 = default_continuous_start(member.process, nfe)
         return f"{start}/t{t0:.6g}"
     return ""
@@ -90,10 +94,11 @@ def run_cell(member, config: str, nfe: int, seed: int, n: int) -> torch.Tensor:
                                     final="drop", start="zero", **kw)
     else:
         solver, start, rule, *flags = config.split("/")
-        t0 = start_time(process, rule)
-        opts = {}
-        if "o2" in flags:
-            opts["order"] = 2
+        if rule == "rule":                                   # the default rule's start at this NFE
+            start, t0 = default_continuous_start(process, nfe)
+        else:
+            t0 = start_time(process, rule)
+        opts = {f"o{k}": {"order": k} for k in (1, 2, 3)}.get(next((f for f in flags if f[0] == "o"), ""), {})
         for v in (0, 1):
             if f"lof{v}" in flags:
                 opts["lower_order_final"] = bool(v)
@@ -166,7 +171,7 @@ class Table:
         for r in rows:
             if r["kind"] == "cell" and r["samples"] == n and r["seed"] in seeds and r["seed_member"] in self.floor:
                 m, c = r["seed_member"], r["config"]
-                if c == "default" and r.get("resolved") != resolved(mixture_member(m), c, r["nfe"]):
+                if r.get("resolved", "") != resolved(mixture_member(m), c, r["nfe"]):
                     continue                            # run under an older rule
                 self.cells.setdefault((m, c, r["nfe"]), []).append(r)
         self.dopri = {}
@@ -212,7 +217,8 @@ def choose_report(rows, args, command: str) -> list[str]:
              "sample seeds first); the table is the median score over the members (lower is better, 1 = the noise "
              "floor); **bold** = the smallest per NFE. `lam-4`: t_start where lambda = -4 (absolute); `span9`: "
              "lambda(1) - 9 (the old default).", ""]
-    configs = sorted({r["config"] for r in rows if r["kind"] == "cell" and r["config"].startswith("bfn-")})
+    configs = sorted({r["config"] for r in rows if r["kind"] == "cell" and "/" in r["config"]
+                      and not r["config"].startswith("dopri5")})
     nfes = sorted({r["nfe"] for r in rows if r["kind"] == "cell" and r["config"] in configs})
     lines += ["| config | " + " | ".join(f"NFE {k}" for k in nfes) + " |", "|---|" + "---|" * len(nfes)]
     med = {(c, k): _med(t.score(m, c, k) for m in ms) for c in configs for k in nfes}
@@ -222,8 +228,47 @@ def choose_report(rows, args, command: str) -> list[str]:
         lines.append(f"| {c} | " + " | ".join(
             "-" if med[c, k] is None else (f"**{med[c, k]:.3f}**" if best.get(k) == c else f"{med[c, k]:.3f}")
             for k in nfes) + " |")
-    lines += ["", "Best per NFE: " + "; ".join(f"NFE {k}: `{c}`" for k, c in best.items()), ""]
+    lines += ["", f"Worst member's score (max over the {len(ms)} members):", "",
+              "| config | " + " | ".join(f"NFE {k}" for k in nfes) + " |", "|---|" + "---|" * len(nfes)]
+    worst = {(c, k): max([v for v in (t.score(m, c, k) for m in ms) if v is not None], default=None)
+             for c in configs for k in nfes}
+    for c in configs:
+        lines.append(f"| {c} | " + " | ".join(_fmt(worst[c, k], ".3f") for k in nfes) + " |")
+    lines += ["", f"**Chosen** (the rule: the smallest median score; candidates within {TIE:.0%} of it tie, the seed-to-"
+              "seed noise of the median, and among them the smallest worst-member score wins):", ""]
+    for title, group in (("start (bfn-unipc3, the default lower order at the end)",
+                          [c for c in configs if len(c.split("/")) == 3 and "rule" not in c]),
+                         ("solver / final order / grid at the chosen start", [c for c in configs if "/rule/rule" in c])):
+        picks = []
+        for k in nfes:
+            cand = [c for c in group if med[c, k] is not None]
+            if cand:
+                low = min(med[c, k] for c in cand)
+                tied = [c for c in cand if med[c, k] <= (1 + TIE) * low]
+                pick = min(tied, key=lambda c: worst[c, k])
+                picks.append(f"NFE {k}: `{pick}` ({med[pick, k]:.3f}, worst {worst[pick, k]:.2f}; tied: {len(tied)})")
+        if picks:
+            lines += [f"- {title}: " + "; ".join(picks)]
+    lines += ["", noise(rows, args, ms, configs, nfes), ""]
     return lines
+
+
+def noise(rows, args, ms, configs, nfes) -> str:
+    """How much the median score moves between sample seeds (what TIE stands for)."""
+    if len(args.seeds) < 2:
+        return ""
+    one = [Table(rows, args.samples, [s]) for s in args.seeds[:2]]
+    out = []
+    for k in nfes:
+        d = []
+        for c in configs:
+            a = [_med(t.score(m, c, k) for m in ms) for t in one]
+            if None not in a:
+                d.append(abs(a[0] - a[1]) / (0.5 * (a[0] + a[1])))
+        if d:
+            out.append(f"NFE {k} {statistics.median(d):.3f}")
+    return (f"Seed noise: the relative difference of the median score between sample seeds {args.seeds[0]} and "
+            f"{args.seeds[1]}, median over the configs: " + ", ".join(out) + ".")
 
 
 def report(rows, args, command: str) -> list[str]:
@@ -316,12 +361,15 @@ def main(argv=None) -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--nfe", type=int, nargs="+", default=list(NFES))
     ap.add_argument("--ode-nfe", type=int, nargs="+", default=[200], help="report: extra NFEs of the default only")
-    ap.add_argument("--configs", nargs="+", default=None, help="choose: the candidates (default START_CANDIDATES)")
+    ap.add_argument("--configs", nargs="+", default=None, help="choose: the candidates (default START_CANDIDATES); report: run only these, no report")
     ap.add_argument("--floor-pairs", type=int, default=20)
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--no-exact", action="store_true", help="report: skip the dopri5 cells")
+    ap.add_argument("--exact-nfe", type=int, nargs="+", default=[10, 200],
+                    help="report: the NFEs whose default start the dopri5 reference runs from (one run per start)")
     args = ap.parse_args(argv)
+    torch.set_num_threads(1)
     for name in ("members", "samples", "floor_pairs"):
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be >= 1")
@@ -338,11 +386,13 @@ def main(argv=None) -> None:
     else:
         if not args.report_only:
             ms = members("mixture", "all", 2 * args.members)
+            if args.configs:                                  # e.g. only the published solvers, which no rule changes
+                run(rows, path, ms, args.configs, args.nfe, args.seeds, args.samples, args.floor_pairs)
+                return
             run(rows, path, ms, ("default",) + PUBLISHED, args.nfe, args.seeds, args.samples, args.floor_pairs)
             run(rows, path, ms, ("default",), args.ode_nfe, args.seeds, args.samples, args.floor_pairs)
             if not args.no_exact:
-                run(rows, path, ms, ("dopri5/default",), args.nfe + args.ode_nfe, args.seeds, args.samples,
-                    args.floor_pairs)
+                run(rows, path, ms, ("dopri5/default",), args.exact_nfe, args.seeds, args.samples, args.floor_pairs)
         lines = report(rows, args, command)
         (args.out / "report.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
