@@ -10,7 +10,15 @@ directions) and the energy distance (V-statistic), each divided by its noise flo
 --floor-pairs other exact sets (the floor row also keeps the 90% quantile of the pairs: the noise band). The score
 of a configuration on a member is the geometric mean of its two floor ratios (mean over sample seeds first);
 a rule minimises the median score over the choosing members. Results: one JSON line per cell (results.jsonl,
-resumable: cells already there are skipped).
+resumable: cells already there are skipped). The cells of choose.md came from
+
+    python benchmarks/families.py choose                                  # START_CANDIDATES at NFES
+    python benchmarks/families.py choose --nfe 4 5 6 8 10 --configs bfn-unipc3/zero/lam-1 bfn-unipc3/zero/lam0 \
+        bfn-unipc3/zero/span6 bfn-unipc3/zero/span7 bfn-unipc3/zero/span8 bfn-unipc3/prior-mean/lam-1
+    python benchmarks/families.py choose --nfe 4 5 6 8 10 15 20 --configs bfn-unipc3/rule/rule \
+        bfn-unipc3/rule/rule/o3 bfn-unipc3/rule/rule/lof0 bfn-unipc3/rule/rule/lof1 bfn-solver++3/rule/rule \
+        bfn-solver++2/rule/rule bfn-unipc3/rule/rule/cal
+    python benchmarks/families.py choose --report-only                    # renders choose.md
 
 Configurations ("/"-separated): ``solver/start/time[/flag...]`` with start "zero" | "prior-mean", time "lam-4"
 (t_start where lambda = -4, absolute) or "span9" (lambda = lambda(1) - 9) or both "rule/rule" (the default
@@ -211,7 +219,7 @@ def choose_report(rows, args, command: str) -> list[str]:
     t = Table(rows, args.samples, args.seeds)
     ms = [m for m in members("mixture", "choosing", 2 * args.members) if m in t.floor]
     lines = ["# Choosing the continuous defaults on the choosing half of the mixture family", "",
-             f"Command: `{command}`", "",
+             f"Command: `{command}` (the cells: the commands in `benchmarks/families.py`'s docstring)", "",
              f"Choosing members: seeds {', '.join(map(str, ms))} ({len(ms)}); {args.samples} samples, sample seeds "
              f"{args.seeds}, float64. Score per member = geometric mean of the sw2 and energy floor ratios (mean over "
              "sample seeds first); the table is the median score over the members (lower is better, 1 = the noise "
@@ -234,18 +242,32 @@ def choose_report(rows, args, command: str) -> list[str]:
              for c in configs for k in nfes}
     for c in configs:
         lines.append(f"| {c} | " + " | ".join(_fmt(worst[c, k], ".3f") for k in nfes) + " |")
-    lines += ["", f"**Chosen** (the rule: the smallest median score; candidates within {TIE:.0%} of it tie, the seed-to-"
-              "seed noise of the median, and among them the smallest worst-member score wins):", ""]
-    for title, group in (("start (bfn-unipc3, the default lower order at the end)",
-                          [c for c in configs if len(c.split("/")) == 3 and "rule" not in c]),
-                         ("solver / final order / grid at the chosen start", [c for c in configs if "/rule/rule" in c])):
+    lines += ["", f"**Chosen** by the rule: the smallest median score; candidates within {TIE:.0%} of it tie (about the "
+              "seed-to-seed noise of the median, below); among tied starts the earliest (the least start error: "
+              "headroom for data with a larger |E x0|), then the zero start (no call spent); among tied solvers / "
+              "grids the current default `bfn-unipc3/rule/rule`, else the smallest worst-member score. The "
+              "start candidates are the absolute `lam` ones (`span` rows: the old default and its neighbours, for "
+              "reference).", ""]
+
+    def lam_of(c):
+        return float(c.split("/")[2][3:])
+
+    groups = (("start (bfn-unipc3, the default lower order at the end)",
+               [c for c in configs if len(c.split("/")) == 3 and c.split("/")[2].startswith("lam")],
+               lambda c: (lam_of(c), c.split("/")[1] != "zero")),
+              ("solver / final order / grid at the chosen start", [c for c in configs if "/rule/rule" in c],
+               None))
+    for title, group, key in groups:
         picks = []
         for k in nfes:
             cand = [c for c in group if med[c, k] is not None]
             if cand:
                 low = min(med[c, k] for c in cand)
                 tied = [c for c in cand if med[c, k] <= (1 + TIE) * low]
-                pick = min(tied, key=lambda c: worst[c, k])
+                if key is not None:
+                    pick = min(tied, key=key)
+                else:
+                    pick = "bfn-unipc3/rule/rule" if "bfn-unipc3/rule/rule" in tied else min(tied, key=lambda c: worst[c, k])
                 picks.append(f"NFE {k}: `{pick}` ({med[pick, k]:.3f}, worst {worst[pick, k]:.2f}; tied: {len(tied)})")
         if picks:
             lines += [f"- {title}: " + "; ".join(picks)]

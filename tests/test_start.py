@@ -209,3 +209,20 @@ def test_sample_uses_the_continuous_start_rule_and_explicit_arguments_win():
     _, info = bfnsolvers.sample(oracle, process, shape=(6, 2))                     # nfe None: the rule at NFE 10
     assert float(info.times[0]) == pytest.approx(default_continuous_start(process, 10)[1], rel=1e-12)
     assert default_t_start(ContinuousBFN(1e-3), "bfn", 10) == 0.0                  # the original sampler: the prior
+
+
+def test_continuous_start_rule_is_the_committed_choice():
+    """CONTINUOUS_START_RULE gives, at every NFE of benchmarks/results/families/choose.md, the start its stated
+    rule picked on the choosing half (the "- start" line)."""
+    import re
+    from pathlib import Path
+    from bfnsolvers.defaults import default_continuous_start
+    text = (Path(__file__).resolve().parents[1] / "benchmarks/results/families/choose.md").read_text()
+    line = next(x for x in text.splitlines() if x.startswith("- start"))
+    picks = re.findall(r"NFE (\d+): `bfn-unipc3/(zero|prior-mean)/lam(-?[\d.]+)`", line)
+    assert len(picks) >= 9
+    for sigma_1 in (1e-4, 1e-2):
+        process = ContinuousBFN(sigma_1, x_range=None)
+        for nfe, start, lam in picks:
+            got, t0 = default_continuous_start(process, int(nfe))
+            assert got == start and float(process.lam(torch.tensor(t0, dtype=torch.float64))) == pytest.approx(float(lam))
