@@ -295,7 +295,12 @@ def noise(rows, args, ms, configs, nfes) -> str:
 
 def report(rows, args, command: str) -> list[str]:
     t = Table(rows, args.samples, args.seeds)
-    nfes = args.nfe
+    nfes = args.nfe + sorted(set(args.ode_nfe) - set(args.nfe))
+    probe = mixture_member(0).process
+    starts = []
+    for k in nfes:
+        start, t0 = default_continuous_start(probe, k)
+        starts.append(f"NFE {k}: {start}, lambda {float(probe.lam(torch.tensor(t0, dtype=torch.float64))):g}")
     lines = ["# Defaults on the random mixture family", "", f"Command: `{command}`", "",
              f"Members: the first {args.members} seeds of each half of `mixture_member` (even: choosing, odd: held out); "
              f"{args.samples} samples, sample seeds {args.seeds}, float64; every number is a ratio to the member's "
@@ -303,7 +308,9 @@ def report(rows, args, command: str) -> list[str]:
              "from exact samples). published = the best of " + ", ".join(f"`{p}`" for p in PUBLISHED) +
              " per member and NFE (uniform grid from t = 0.01, last step dropped). default = `sample()` with only nfe "
              "(`bfnsolvers.defaults.default_continuous_start` picks the start per NFE). dopri5 = the exact ODE "
-             "(rtol = atol = 1e-6) from the default's start at that NFE: the error the start alone leaves.", ""]
+             "(rtol = atol = 1e-6) from the default's start at that NFE: the error the start alone leaves (run from the "
+             f"starts of NFE {', '.join(map(str, args.exact_nfe))}; a column shows it where its NFE has the same "
+             "start). The default's start (`CONTINUOUS_START_RULE`): " + "; ".join(starts) + ".", ""]
     for half in ("reporting", "choosing"):
         ms = [m for m in members("mixture", half, 2 * args.members) if m in t.floor]
         lines += [f"## {'held out (odd seeds)' if half == 'reporting' else 'choosing (even seeds)'}: {len(ms)} members", ""]
@@ -317,6 +324,11 @@ def report(rows, args, command: str) -> list[str]:
                     vals = [v for v in (t.ratio(m, c, k, metric) for m in ms) if v is not None]
                     cells.append(f"{statistics.median(vals):.2f} / {max(vals):.2f}" if vals else "-")
                 lines.append(f"| {c} | " + " | ".join(cells) + " |")
+            count = []
+            for k in nfes:
+                have = [sum(t.ratio(m, p, k, metric) is not None for p in PUBLISHED) for m in ms]
+                count.append(f"{min(have)}" if have else "-")
+            lines.append("| published solvers run (fewest over members) | " + " | ".join(count) + " |")
             wins = []
             for k in nfes:
                 pairs = [(t.ratio(m, "default", k, metric), t.ratio(m, "published", k, metric)) for m in ms]
@@ -335,13 +347,19 @@ def report(rows, args, command: str) -> list[str]:
         within = [w for w in within if None not in w]
         if within:
             ok = [m for m, a, b in within if a <= 1.5 and b <= 1.5]
-            lines.append(f"- default at NFE 10 within 1.5x of the floor on both metrics: {len(ok)}/{len(within)} "
-                         f"(missed: {', '.join(str(m) for m, a, b in within if m not in ok) or 'none'})")
-        lines += ["", monotone(t, ms, nfes + sorted(set(args.ode_nfe) - set(nfes))), ""]
+            why = []
+            for m, a, b in within:
+                if m not in ok:
+                    da, db = t.ratio(m, "dopri5/default", 10, "sw2"), t.ratio(m, "dopri5/default", 10, "energy")
+                    tag = "" if da is None else (" start-limited" if max(da, db) > 1.5 else " solver-limited")
+                    why.append(f"{m} ({a:.2f} / {b:.2f}; dopri5 {_fmt(da)} / {_fmt(db)}{tag})")
+            lines.append(f"- default at NFE 10 within 1.5x of the floor on both metrics: {len(ok)}/{len(within)}; "
+                         f"missed (sw2 / energy): {', '.join(why) or 'none'}")
+        lines += ["", monotone(t, ms, nfes), ""]
         lines += ["Per member at NFE 10 and at the largest NFE (sw2 / energy ratio to the floor; D, M, std, sigma_1; "
                   "band = the floor pairs' 90% quantile / median, sw2 / energy):", "",
                   f"| seed | D | M | std | sigma_1 | band | default 10 | published 10 | dopri5 10 | default 5 | "
-                  f"default {max(args.ode_nfe)} | dopri5 {max(args.ode_nfe)} |", "|---|" * 12]
+                  f"default {max(args.ode_nfe)} | dopri5 {max(args.ode_nfe)} |", "|" + "---|" * 12]
         for m in ms:
             p = t.floor[m]["params"]
             pair = lambda c, k: f"{_fmt(t.ratio(m, c, k, 'sw2'))} / {_fmt(t.ratio(m, c, k, 'energy'))}"
