@@ -44,7 +44,7 @@ from rich.progress import Progress
 
 import bfnsolvers
 from bfnsolvers.calibrate import calibrated_times, speed_profile
-from bfnsolvers.defaults import default_continuous_start
+from bfnsolvers.defaults import default_continuous_start, default_lower_order_final
 from bfnsolvers.denoiser import Denoiser
 from bfnsolvers.metrics.oracle_metrics import energy_distance, sliced_wasserstein2
 from bfnsolvers.oracle_families import members
@@ -80,7 +80,12 @@ def resolved(member, config: str, nfe: int) -> str:
     """What a rule-dependent configuration resolves to (stored with the row: a changed rule reruns the cell)."""
     if config in ("default", "dopri5/default") or "/rule" in config:
         start, t0 = default_continuous_start(member.process, nfe)
-        return f"{start}/t{t0:.6g}"
+        out = f"{start}/t{t0:.6g}"
+        if config != "dopri5/default":           # the lower order at the end, where it is not DPM-Solver's rule
+            steps = nfe - 1 - (start == "prior-mean")
+            lof = default_lower_order_final(member.process.kind, steps)
+            out += "" if lof == (steps < 10) else f"/lof{int(lof)}"
+        return out
     return ""
 
 

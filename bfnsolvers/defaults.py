@@ -53,9 +53,11 @@ DEFAULT_START = "zero"
 #: 2.91, 2.24, 1.56, 1.33, 1.28, 1.26, 1.25, 1.25: its start error stops it above the floor). Few calls favour a late
 #: start (the steps go where x0_hat moves), many an early one. The prior-mean start is never picked: it spends a
 #: call, which costs more than its start error at NFE <= 10, and at NFE >= 15 the start is early enough that the
-#: mean it adds is below the noise (NFE 20, lambda = -8: 0.997 vs 0.992).
+#: mean it adds is below the noise (NFE 20, lambda = -8: 0.997 vs 0.992). One exception to the family's pick: at
+#: NFE 4 it chose lambda = -1 (4.58 vs 5.26 for -2), but on the shipped digits model lambda = -1 reads a digits FD of
+#: 275 vs 172 for -2 (and 160 from the old span-9 start; benchmarks/results/families/digits.md), so NFE 4 keeps -2.
 CONTINUOUS_START_RULE: tuple[tuple[int, str, float], ...] = (
-    (1, "zero", -1.0), (5, "zero", -2.0), (8, "zero", -3.0), (15, "zero", -6.0), (20, "zero", -8.0))
+    (1, "zero", -2.0), (8, "zero", -3.0), (15, "zero", -6.0), (20, "zero", -8.0))
 
 #: The least log-SNR span the start rule leaves below lambda(1) (a process with sigma_1 near 1 has a small lambda(1)).
 MIN_SPAN = 4.0
@@ -154,9 +156,14 @@ def default_final(solver: str, process: BFNProcess | None = None) -> str:
 
 
 def default_lower_order_final(kind: str, steps: int) -> bool:
-    """DPM-Solver's rule for continuous data: lower orders at the final steps below 10 steps. Not for
-    discrete data: there it raises the Markov oracle's error at NFE 4-6 by 1.4-1.6x (bfn-unipc3-t)."""
-    return steps < 10 and kind != "discrete"
+    """DPM-Solver's rule for continuous data: lower orders at the final steps below 10 steps; for "continuous" not
+    at 3 steps or fewer (NFE <= 4 with the last step dropped): there the family's choosing half reads a median score
+    of 4.71 without vs 5.26 with it, and the digits model a digits FD of 157 vs 172; at 4 - 9 steps it helps (NFE 5:
+    2.94 vs 3.75; benchmarks/results/families/choose.md). Not for discrete data: there it raises the Markov
+    oracle's error at NFE 4-6 by 1.4-1.6x (bfn-unipc3-t)."""
+    if kind == "discrete":
+        return False
+    return (4 if kind == "continuous" else 1) <= steps < 10
 
 
 def resolve_defaults(process: BFNProcess, solver: str | None, schedule, t_start: float | None,

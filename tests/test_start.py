@@ -213,7 +213,7 @@ def test_sample_uses_the_continuous_start_rule_and_explicit_arguments_win():
 
 def test_continuous_start_rule_is_the_committed_choice():
     """CONTINUOUS_START_RULE gives, at every NFE of benchmarks/results/families/choose.md, the start its stated
-    rule picked on the choosing half (the "- start" line)."""
+    rule picked on the choosing half (the "- start" line), but at NFE 4 (defaults.py: the digits model's veto)."""
     import re
     from pathlib import Path
     from bfnsolvers.defaults import default_continuous_start
@@ -224,5 +224,26 @@ def test_continuous_start_rule_is_the_committed_choice():
     for sigma_1 in (1e-4, 1e-2):
         process = ContinuousBFN(sigma_1, x_range=None)
         for nfe, start, lam in picks:
+            if nfe == "4":          # the documented exception: the digits model vetoes lambda = -1 at NFE 4
+                assert (start, lam) == ("zero", "-1")
+                start, lam = "zero", "-2"
             got, t0 = default_continuous_start(process, int(nfe))
             assert got == start and float(process.lam(torch.tensor(t0, dtype=torch.float64))) == pytest.approx(float(lam))
+
+
+def test_default_lower_order_final():
+    """Continuous: lower order at the end for 4-9 steps (not at NFE <= 4); discretised: below 10 steps (DPM-Solver's
+    rule); discrete: never. sample() applies it: at NFE 4 (3 steps) bfn-unipc3 equals lower_order_final=False."""
+    from bfnsolvers.defaults import default_lower_order_final
+    assert [default_lower_order_final("continuous", n) for n in range(1, 12)] == [False] * 3 + [True] * 6 + [False] * 2
+    assert [default_lower_order_final("discretised", n) for n in (1, 3, 9, 10)] == [True, True, True, False]
+    assert not any(default_lower_order_final("discrete", n) for n in range(1, 12))
+    oracle, process = gmm_problem()
+    g = lambda: torch.Generator().manual_seed(0)
+    for nfe, lof in ((4, False), (5, True)):
+        x, info = bfnsolvers.sample(oracle, process, nfe=nfe, shape=(6, 2), generator=g(), dtype=torch.float64)
+        y, _ = bfnsolvers.sample(oracle, process, nfe=nfe, shape=(6, 2), generator=g(), dtype=torch.float64,
+                                 lower_order_final=lof)
+        z, _ = bfnsolvers.sample(oracle, process, nfe=nfe, shape=(6, 2), generator=g(), dtype=torch.float64,
+                                 lower_order_final=not lof)
+        assert len(info.times) == nfe and torch.equal(x, y) and not torch.equal(x, z)
