@@ -54,6 +54,11 @@ def main(*_: str) -> None:
             row.append(statistics.mean(fd(target, k, s, t_start=t0, start="zero") for s in (0, 1)))
         lines.append(f"| {k} | " + " | ".join(f"{v:.1f}" for v in row) + " |")
         print(lines[-1], flush=True)
+    lines += ["", "The default with lower order at the end on / off:", "", "| NFE | on | off |", "|---|---|---|"]
+    for k in (4, 5):
+        on, off = (statistics.mean(fd(target, k, s, lower_order_final=v) for s in (0, 1)) for v in (True, False))
+        lines.append(f"| {k} | {on:.1f} | {off:.1f} |")
+        print(lines[-1], flush=True)
     OUT.write_text("\n".join(lines) + "\n")
 
 

@@ -55,7 +55,7 @@ DEFAULT_START = "zero"
 #: call, which costs more than its start error at NFE <= 10, and at NFE >= 15 the start is early enough that the
 #: mean it adds is below the noise (NFE 20, lambda = -8: 0.997 vs 0.992). One exception to the family's pick: at
 #: NFE 4 it chose lambda = -1 (4.58 vs 5.26 for -2), but on the shipped digits model lambda = -1 reads a digits FD of
-#: 275 vs 172 for -2 (and 160 from the old span-9 start; benchmarks/results/families/digits.md), so NFE 4 keeps -2.
+#: 253 vs 157 for -2 (146 from the old span-9 start; benchmarks/results/families/digits.md), so NFE 4 keeps -2.
 CONTINUOUS_START_RULE: tuple[tuple[int, str, float], ...] = (
     (1, "zero", -2.0), (8, "zero", -3.0), (15, "zero", -6.0), (20, "zero", -8.0))
 
