@@ -46,7 +46,7 @@ DEFAULT_START = "zero"
 #: r^2 |E x0|^2 / 2 for the zero start), while a span of 9 starts at r = 1.2 for sigma_1 = 1e-4 and r = 0.012 for
 #: 1e-2. Chosen on the choosing half of the random mixture family (20 members, 2 sample seeds; score = geometric
 #: mean of the sliced-W2 and energy-distance floor ratios; benchmarks/results/families/choose.md) among lambda in
-#: {0, -1, -2, -3, -4, -5, -6, -8} x {zero, prior-mean} at NFE 4, 5, 6, 8, 10, 15, 20, 50, 100 by the rule: the
+#: {-2, -3, -4, -5, -6, -8} (and 0, -1 at NFE 4-10) x {zero, prior-mean} at NFE 4-100 by the rule: the
 #: smallest median score; candidates within 3% of it (the seed-to-seed noise of the median) tie, and the earliest
 #: start among them wins (the least start error: the headroom for data with a larger |E x0|), then the zero start.
 #: Median scores of the picks: 4.58, 2.94, 2.14, 1.56, 1.12, 1.00, 0.99, 0.94, 0.93 (span 9, zero start: 5.69,
