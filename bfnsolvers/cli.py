@@ -193,7 +193,7 @@ def run_sample(args: argparse.Namespace) -> int:
         solver = solver or DEFAULTS[kind].ode_solver  # an ODE solver, as advised
         get_solver(solver)
         final = final or "denoise"
-        t_start = args.t_start if args.t_start is not None else default_t_start(process, solver)
+        t_start = args.t_start if args.t_start is not None else default_t_start(process, solver, args.nfe or DEFAULT_NFE)
         schedule = _calibrated_schedule(model, process, solver, args.nfe or DEFAULT_NFE, final, shape, t_start,
                                         torch.Generator(device).manual_seed(args.seed + 1), device, progress)
     solver_name = solver

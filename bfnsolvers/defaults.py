@@ -5,15 +5,16 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Sequence
 
+import torch
 from torch import Tensor
 
 from .processes import BFNProcess
 
-__all__ = ["DEFAULTS", "DEFAULT_SPAN", "DEFAULT_START", "FINALS", "KindDefaults", "PUBLISHED_ETA", "READOUTS", "data_kind",
-           "default_final", "default_lower_order_final",
+__all__ = ["CONTINUOUS_START_RULE", "DEFAULTS", "DEFAULT_SPAN", "DEFAULT_START", "FINALS", "MIN_SPAN", "KindDefaults", "PUBLISHED_ETA", "READOUTS", "data_kind",
+           "default_continuous_start", "default_final", "default_lower_order_final", "default_start",
            "default_schedule", "default_solver", "default_t_start", "resolve_defaults"]
 
 Final = Literal["denoise", "state", "drop"]
@@ -26,28 +27,51 @@ READOUTS: tuple[str, ...] = ("mean", "mode", "sample")
 #: Start times of the published BFN-Solvers (CIFAR-10 and text8 configs): eta.
 PUBLISHED_ETA = {"continuous": 1e-2, "discrete": 1e-3}
 
-#: Default log-SNR span of the grid for continuous data: it starts where
-#: lambda = lambda(1) - DEFAULT_SPAN (t = 0.0011 for sigma_1 = 1e-3). Chosen among 8-11 on the GMM
+#: Log-SNR span of the default grid for discretised data (and of the joint sampler's continuous parts): it starts
+#: where lambda = lambda(1) - DEFAULT_SPAN (t = 0.0011 for sigma_1 = 1e-3). Chosen among 8-11 on the GMM
 #: oracle (benchmarks/beyond/: 8 and 9 equal within noise) and the digits model (NFE 10 digits FD,
-#: ODE/SDE: span 8 163/129, span 9 117/108, span 10 115/119): see benchmarks/results/beyond.md.
+#: ODE/SDE: span 8 163/129, span 9 117/108, span 10 115/119): see benchmarks/results/beyond.md. Continuous data
+#: use ``CONTINUOUS_START_RULE`` instead (measured on the random mixture family).
 DEFAULT_SPAN = 9.0
 
-#: The start state ``sample`` draws when ``start`` is left out: "zero" (z ~ N(0, s^2 I)) or "prior-mean" (one
-#: call for E[x0], z ~ N(a E[x0], s^2 I); KL to the true marginal O(r^4) instead of O(r^2), r = a/s; see
-#: ``sampling.prior_mean`` and docs/defaults.md). Only fixed-step solvers on a named grid from t_start > 0 without
-#: z_start use it (a list of times keeps the calls it names).
+#: The start state ``sample`` draws when ``start`` is left out, for discrete and discretised data: "zero"
+#: (z ~ N(0, s^2 I)) or "prior-mean" (one call for E[x0], z ~ N(a E[x0], s^2 I); KL to the true marginal O(r^4)
+#: instead of O(r^2), r = a/s; see ``sampling.prior_mean`` and docs/defaults.md). Only fixed-step solvers on a named
+#: grid from t_start > 0 without z_start use it (a list of times keeps the calls it names). Continuous data:
+#: ``CONTINUOUS_START_RULE``.
 DEFAULT_START = "zero"
+
+#: The start of continuous data by NFE: rows (smallest NFE, start state, lambda(t_start)). lambda is absolute, not a
+#: span below lambda(1): the start's divergence from the true marginal depends on r = e^lambda alone (KL ~
+#: r^2 |E x0|^2 / 2 for the zero start), while a span of 9 starts at r = 1.2 for sigma_1 = 1e-4 and r = 0.012 for
+#: 1e-2. Chosen on the choosing half of the random mixture family (20 members, 2 sample seeds; score = geometric
+#: mean of the sliced-W2 and energy-distance floor ratios; benchmarks/results/families/choose.md) among lambda in
+#: {-2, -3, -4, -5, -6, -8} (and 0, -1 at NFE 4-10) x {zero, prior-mean} at NFE 4-100 by the rule: the
+#: smallest median score; candidates within 3% of it (the seed-to-seed noise of the median) tie, and the earliest
+#: start among them wins (the least start error: the headroom for data with a larger |E x0|), then the zero start.
+#: Median scores of the picks: 4.58, 2.94, 2.14, 1.56, 1.12, 1.00, 0.99, 0.94, 0.93 (span 9, zero start: 5.69,
+#: 2.91, 2.24, 1.56, 1.33, 1.28, 1.26, 1.25, 1.25: its start error stops it above the floor). Few calls favour a late
+#: start (the steps go where x0_hat moves), many an early one. The prior-mean start is never picked: it spends a
+#: call, which costs more than its start error at NFE <= 10, and at NFE >= 15 the start is early enough that the
+#: mean it adds is below the noise (NFE 20, lambda = -8: 0.997 vs 0.992). One exception to the family's pick: at
+#: NFE 4 it chose lambda = -1 (4.58 vs 5.26 for -2), but on the shipped digits model lambda = -1 reads a digits FD of
+#: 253 vs 157 for -2 (146 from the old span-9 start; benchmarks/results/families/digits.md), so NFE 4 keeps -2.
+CONTINUOUS_START_RULE: tuple[tuple[int, str, float], ...] = (
+    (1, "zero", -2.0), (8, "zero", -3.0), (15, "zero", -6.0), (20, "zero", -8.0))
+
+#: The least log-SNR span the start rule leaves below lambda(1) (a process with sigma_1 near 1 has a small lambda(1)).
+MIN_SPAN = 4.0
 
 
 @dataclass(frozen=True)
 class KindDefaults:
-    """The defaults of one data type. t_start: "span" (where lambda = lambda(1) - DEFAULT_SPAN) or "eta" (the
-    published eta in the natural time). final: for every solver but the original sampler and the reference ODE,
+    """The defaults of one data type. t_start: "rule" (``default_continuous_start``: by NFE), "span" (where
+    lambda = lambda(1) - DEFAULT_SPAN) or "eta" (the published eta in the natural time). final: for every solver but the original sampler and the reference ODE,
     which end with a call at t = 1 ("denoise")."""
 
     solver: str
     schedule: str
-    t_start: Literal["span", "eta"]
+    t_start: Literal["rule", "span", "eta"]
     final: Final
     #: The ODE solver of the calibration pilot and of ``bfnsolvers --schedule calibrated`` (an ODE, as advised).
     ode_solver: str
@@ -55,16 +79,21 @@ class KindDefaults:
 
 
 _CONTINUOUS = KindDefaults(
-    "bfn-unipc3", "logsnr", "span", "drop", "bfn-unipc3",
-    "the best measured solver at NFE 10 on the shipped models (benchmarks/results/beyond-models.md): the 2M "
-    "predictor with a UniPC-style corrector on the log-SNR grid; the start where lambda = lambda(1) - DEFAULT_SPAN "
-    "(the published eta = 0.01 ignores a(eta) E[x] at a half log-SNR of -0.95 for sigma_1 = 1e-3 and makes the "
-    "ODE solvers plateau); the last step dropped, x0_hat read at the last-but-one grid time")
+    "bfn-unipc3", "logsnr", "rule", "drop", "bfn-unipc3",
+    "the best measured solver at NFE 10 on the shipped models (benchmarks/results/beyond-models.md) and on the "
+    "choosing half of the random mixture family (benchmarks/results/families/choose.md): the 2M predictor with a "
+    "UniPC-style corrector on the log-SNR grid; the start time and state by NFE (CONTINUOUS_START_RULE: the published "
+    "eta = 0.01 ignores a(eta) E[x] and makes the ODE solvers plateau; a fixed span below lambda(1) starts at r = 1.2 "
+    "for sigma_1 = 1e-4); the last step dropped, x0_hat read at the last-but-one grid time")
+_DISCRETISED = replace(
+    _CONTINUOUS, t_start="span",
+    why="as for continuous data, from lambda(1) - DEFAULT_SPAN with the zero start (chosen on the digits model; the "
+        "mixture family that chose CONTINUOUS_START_RULE is not discretised)")
 
 #: Per data type (``process.kind``): default solver, grid, start rule and final step, with the reason.
 DEFAULTS: dict[str, KindDefaults] = {
     "continuous": _CONTINUOUS,
-    "discretised": _CONTINUOUS,
+    "discretised": _DISCRETISED,
     "discrete": KindDefaults(
         "sde-bfn-unipc3-t", "uniform", "eta", "drop", "bfn-unipc3-t",
         "the SDE solver polynomial in t with a corrector (its ODE counterpart bfn-unipc3-t is better on the exact "
@@ -89,12 +118,32 @@ def default_schedule(process: BFNProcess, solver: str) -> str:
     return "uniform" if solver == "bfn" else DEFAULTS[process.kind].schedule
 
 
-def default_t_start(process: BFNProcess, solver: str) -> float:
-    """The original sampler starts at the prior (t = 0); otherwise the data type's rule (``DEFAULTS``)."""
+def default_continuous_start(process: BFNProcess, nfe: int | None) -> tuple[str, float]:
+    """(start, t_start) for continuous data at ``nfe`` calls (None: 10): the last row of ``CONTINUOUS_START_RULE``
+    whose NFE is at most nfe (the first row below it) gives the start state and lambda(t_start), capped at
+    lambda(1) - MIN_SPAN."""
+    nfe = 10 if nfe is None else nfe
+    row = ([r for r in CONTINUOUS_START_RULE if r[0] <= nfe] or CONTINUOUS_START_RULE[:1])[-1]
+    lam = min(row[2], float(process.lam(1.0)) - MIN_SPAN)
+    return row[1], float(process.t_of_lam(torch.tensor(lam, dtype=torch.float64)))
+
+
+def default_start(process: BFNProcess, nfe: int | None) -> str:
+    """The start state ``sample`` draws when ``start`` is left out: by NFE for continuous data
+    (``default_continuous_start``), ``DEFAULT_START`` otherwise."""
+    return default_continuous_start(process, nfe)[0] if DEFAULTS[process.kind].t_start == "rule" else DEFAULT_START
+
+
+def default_t_start(process: BFNProcess, solver: str, nfe: int | None = None) -> float:
+    """The original sampler starts at the prior (t = 0); otherwise the data type's rule (``DEFAULTS``; continuous
+    data: by NFE, ``default_continuous_start``)."""
     if solver == "bfn":
         return 0.0
-    if DEFAULTS[process.kind].t_start == "eta":
+    rule = DEFAULTS[process.kind].t_start
+    if rule == "eta":
         return float(process.t_of_natural_time(PUBLISHED_ETA["discrete"]))
+    if rule == "rule":
+        return default_continuous_start(process, nfe)[1]
     return float(process.t_of_lam(process.lam(1.0) - DEFAULT_SPAN))
 
 
@@ -107,15 +156,21 @@ def default_final(solver: str, process: BFNProcess | None = None) -> str:
 
 
 def default_lower_order_final(kind: str, steps: int) -> bool:
-    """DPM-Solver's rule for continuous data: lower orders at the final steps below 10 steps. Not for
-    discrete data: there it raises the Markov oracle's error at NFE 4-6 by 1.4-1.6x (bfn-unipc3-t)."""
-    return steps < 10 and kind != "discrete"
+    """DPM-Solver's rule for continuous data: lower orders at the final steps below 10 steps; for "continuous" not
+    at 3 steps or fewer (NFE <= 4 with the last step dropped): there the family's choosing half reads a median score
+    of 4.71 without vs 5.26 with it, and the digits model a digits FD of 157 vs 172; at 4 - 9 steps it helps (NFE 5:
+    2.94 vs 3.75; benchmarks/results/families/choose.md). Not for discrete data: there it raises the Markov
+    oracle's error at NFE 4-6 by 1.4-1.6x (bfn-unipc3-t)."""
+    if kind == "discrete":
+        return False
+    return (4 if kind == "continuous" else 1) <= steps < 10
 
 
 def resolve_defaults(process: BFNProcess, solver: str | None, schedule, t_start: float | None,
-                     final: Final | None) -> tuple[str, str | Sequence[float] | Tensor, float, Final]:
-    """(solver, schedule, t_start, final) with every None replaced by the measured default for the data type."""
+                     final: Final | None, nfe: int | None = None) -> tuple[str, str | Sequence[float] | Tensor, float, Final]:
+    """(solver, schedule, t_start, final) with every None replaced by the measured default for the data type
+    (at ``nfe`` calls, None: 10)."""
     solver = default_solver(process) if solver is None else solver
     return (solver, default_schedule(process, solver) if schedule is None else schedule,
-            default_t_start(process, solver) if t_start is None else float(t_start),
+            default_t_start(process, solver, nfe) if t_start is None else float(t_start),
             default_final(solver, process) if final is None else final)

@@ -9,9 +9,9 @@ import torch
 from torch import Tensor
 
 from ._checks import is_int, is_real
-from .defaults import (DEFAULT_SPAN, DEFAULT_START, FINALS, PUBLISHED_ETA, READOUTS, Final, Readout,  # noqa: F401
-                       data_kind, default_final, default_lower_order_final, default_schedule, default_solver,
-                       default_t_start, resolve_defaults)
+from .defaults import (DEFAULT_SPAN, DEFAULT_START, DEFAULTS, FINALS, PUBLISHED_ETA, READOUTS, Final, Readout,  # noqa: F401
+                       data_kind, default_continuous_start, default_final, default_lower_order_final,
+                       default_schedule, default_solver, default_t_start, resolve_defaults)
 from .denoiser import Cond, Denoiser
 from .processes import BFNProcess
 from .rng import as_random_source, randn
@@ -204,8 +204,9 @@ def sample(model: Callable | Denoiser, process: BFNProcess, solver: str | None =
     call fewer). In units of s the true marginal is r x0 + eps, r = a/s = e^lambda(t_start): "zero"
     misses its mean r E[x0], KL = r^2 |E x0|^2 / 2 + O(r^4); "prior-mean" misses only its covariance
     r^2 Cov[x0], KL = r^4 tr(Cov^2) / 4 + O(r^5) (measured slopes 2 and 4: tests/test_start.py).
-    None: ``DEFAULT_START`` for fixed-step solvers on a named grid from t_start > 0 without z_start whose
-    nfe - 1 calls still make a grid, else "zero".
+    None: for fixed-step solvers on a named grid from t_start > 0 without z_start whose nfe - 1 calls still make a
+    grid, the data type's default (continuous: by NFE, ``defaults.default_continuous_start``, also with a given
+    t_start; otherwise ``DEFAULT_START``), else "zero". t_start None: the data type's rule at this nfe.
     """
     if not isinstance(process, BFNProcess):
         raise ValueError(f"process must be a BFNProcess (e.g. ContinuousBFN(sigma_1)), got {type(process).__name__}")
@@ -217,7 +218,7 @@ def sample(model: Callable | Denoiser, process: BFNProcess, solver: str | None =
         denoiser = Denoiser(model, process)
     if t_start is not None and not (is_real(t_start) and 0 <= t_start < 1):
         raise ValueError(f"t_start must be a number in [0, 1), got {t_start!r}")
-    solver, schedule, t_start, final = resolve_defaults(process, solver, schedule, t_start, final)
+    solver, schedule, t_start, final = resolve_defaults(process, solver, schedule, t_start, final, nfe)
     spec = get_solver(solver)
     kind = data_kind(process)
     if kind not in spec.data:
@@ -242,7 +243,8 @@ def sample(model: Callable | Denoiser, process: BFNProcess, solver: str | None =
         raise ValueError("z_start must be a finite tensor with a batch dimension (B, ...)")
     fixed_start = spec.name != "reference" and float(t_start) > 0 and z_start is None
     if start is None:       # a list of times keeps the calls it names: the default start applies to named grids
-        start = DEFAULT_START if fixed_start and isinstance(schedule, str) and _grid_fits(nfe, final, spec) else "zero"
+        rule = (default_continuous_start(process, nfe)[0] if DEFAULTS[kind].t_start == "rule" else DEFAULT_START)
+        start = rule if fixed_start and isinstance(schedule, str) and _grid_fits(nfe, final, spec) else "zero"
     if start not in STARTS:
         raise ValueError(f"start must be one of {STARTS}, got {start!r}")
     extra = start == "prior-mean"

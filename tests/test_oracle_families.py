@@ -84,13 +84,21 @@ def test_families_benchmark_runs_and_resumes(tmp_path):
     import runpy
     from pathlib import Path
     mod = runpy.run_path(str(Path(__file__).resolve().parents[1] / "benchmarks" / "families.py"))
-    argv = ["--members", "1", "--samples", "40", "--nfe", "5", "10", "--seeds", "0", "--floor-pairs", "2",
-            "--out", str(tmp_path)]
+    common = ["--members", "1", "--samples", "40", "--seeds", "0", "--floor-pairs", "2", "--out", str(tmp_path)]
+    argv = ["report", "--nfe", "5", "10", "--ode-nfe", "20", "--exact-nfe", "10"] + common
     mod["main"](argv)
     rows = (tmp_path / "results.jsonl").read_text().splitlines()
-    assert len(rows) == 2 + 2 * 8 * 2 + 2 * 2             # 2 floors, 2 members x (8 configs x 2 NFE + 2 dopri5)
+    # 2 floors, 2 members x (7 configs x 2 NFE + the default at NFE 20 + one dopri5 from NFE 10's start)
+    assert len(rows) == 2 + 2 * (7 * 2 + 1 + 1)
     assert all(json.loads(r)["kind"] in ("floor", "cell") for r in rows)
     mod["main"](argv)                                      # resumed: nothing to add
     assert len((tmp_path / "results.jsonl").read_text().splitlines()) == len(rows)
     report = (tmp_path / "report.md").read_text()
-    assert "held out (odd seeds)" in report and "NFE 10 vs published NFE 10" in report and "dopri5-zero" in report
+    assert "held out (odd seeds)" in report and "default beats published, same NFE" in report
+    assert "ODE monotonicity" in report and "dopri5/default" in report
+    choose = ["choose", "--nfe", "4", "--configs", "bfn-unipc3/zero/lam-2", "bfn-unipc3/prior-mean/lam-3",
+              "bfn-unipc3/rule/rule/lof0"] + common
+    mod["main"](choose)                                    # the choosing member only: 3 configs x 1 NFE
+    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == len(rows) + 3
+    text = (tmp_path / "choose.md").read_text()
+    assert "- start (" in text and "`bfn-unipc3/zero/lam-2`" in text and "- solver / final order" in text

@@ -145,21 +145,105 @@ def test_energy_distance_brute_force_and_closed_form():
         energy_distance(x, y, max_points=1)
 
 
-def test_default_start_rule(monkeypatch):
-    """DEFAULT_START applies to named grids whose nfe - 1 calls still make a grid; "zero" today."""
+def test_default_start_rule_for_discrete_data(monkeypatch):
+    """DEFAULT_START (discrete and discretised data) applies to named grids whose nfe - 1 calls still make a grid;
+    "zero" today."""
     import bfnsolvers.sampling as sampling
     from bfnsolvers.defaults import DEFAULT_START
     assert DEFAULT_START == "zero"
-    oracle, process = gmm_problem()
+    oracle, process = markov_problem()
     g = lambda: torch.Generator().manual_seed(0)
     monkeypatch.setattr(sampling, "DEFAULT_START", "prior-mean")
-    x, info = bfnsolvers.sample(oracle, process, nfe=10, shape=(4, 2), generator=g())
-    y, _ = bfnsolvers.sample(oracle, process, nfe=10, shape=(4, 2), generator=g(), start="prior-mean")
+    x, info = bfnsolvers.sample(oracle, process, "bfn-solver++2", nfe=10, shape=(4, 5), generator=g())
+    y, _ = bfnsolvers.sample(oracle, process, "bfn-solver++2", nfe=10, shape=(4, 5), generator=g(), start="prior-mean")
     assert info.nfe == 10 and len(info.times) == 9 and torch.equal(x, y)
-    _, info = bfnsolvers.sample(oracle, process, nfe=1, shape=(4, 2))             # no call to spare: zero
+    _, info = bfnsolvers.sample(oracle, process, "bfn-solver++2", nfe=1, shape=(4, 5))   # no call to spare: zero
     assert info.nfe == 1 and len(info.times) == 1
     ts = [0.001, 0.1, 0.5, 1.0]
-    _, info = bfnsolvers.sample(oracle, process, "bfn-solver++2", schedule=ts, shape=(4, 2))   # a list: zero
+    _, info = bfnsolvers.sample(oracle, process, "bfn-solver++2", schedule=ts, shape=(4, 5))   # a list: zero
     assert info.nfe == 3 and len(info.times) == 3
-    _, info = bfnsolvers.sample(oracle, process, "bfn", nfe=5, shape=(4, 2))       # from the prior: zero
+    _, info = bfnsolvers.sample(oracle, process, "bfn", nfe=5, shape=(4, 5))       # from the prior: zero
     assert info.nfe == 5
+
+
+def test_continuous_start_rule_values():
+    """The rule's rows: NFE ascending from 1, valid starts, lambda(t_start) falling with NFE (a larger NFE never
+    starts later); the rule reads the last row at or below nfe, None is NFE 10, lambda is capped at
+    lambda(1) - MIN_SPAN."""
+    from bfnsolvers.defaults import CONTINUOUS_START_RULE, MIN_SPAN, default_continuous_start
+    nfes = [r[0] for r in CONTINUOUS_START_RULE]
+    assert nfes[0] == 1 and nfes == sorted(set(nfes))
+    assert all(r[1] in ("zero", "prior-mean") for r in CONTINUOUS_START_RULE)
+    lams = [r[2] for r in CONTINUOUS_START_RULE]
+    assert lams == sorted(lams, reverse=True)
+    lam = lambda p, t: float(p.lam(torch.tensor(t, dtype=torch.float64)))
+    for sigma_1 in (1e-4, 1e-3, 1e-2):
+        process = ContinuousBFN(sigma_1, x_range=None)
+        for k in range(1, 301):
+            row = [r for r in CONTINUOUS_START_RULE if r[0] <= k][-1]
+            start, t0 = default_continuous_start(process, k)
+            assert start == row[1] and lam(process, t0) == pytest.approx(row[2], abs=1e-9)   # absolute lambda
+        assert default_continuous_start(process, None) == default_continuous_start(process, 10)
+    wide = ContinuousBFN(0.5, x_range=None)                           # lambda(1) = 0.55: the cap
+    _, t0 = default_continuous_start(wide, 10)
+    assert lam(wide, t0) == pytest.approx(float(wide.lam(1.0)) - MIN_SPAN, abs=1e-9)
+
+
+def test_sample_uses_the_continuous_start_rule_and_explicit_arguments_win():
+    from bfnsolvers.defaults import default_continuous_start, default_t_start
+    oracle, process = gmm_problem()
+    g = lambda: torch.Generator().manual_seed(0)
+    for nfe in (4, 5, 10, 20, 100):
+        start, t0 = default_continuous_start(process, nfe)
+        assert default_t_start(process, "bfn-unipc3", nfe) == t0
+        x, info = bfnsolvers.sample(oracle, process, nfe=nfe, shape=(6, 2), generator=g(), dtype=torch.float64)
+        y, _ = bfnsolvers.sample(oracle, process, "bfn-unipc3", nfe, "logsnr", (6, 2), t_start=t0, start=start,
+                                 final="drop", generator=g(), dtype=torch.float64)
+        assert info.nfe == nfe and float(info.times[0]) == pytest.approx(t0, rel=1e-12) and torch.equal(x, y)
+        assert len(info.times) == nfe - (start == "prior-mean")      # "drop": nfe (or nfe - 1) steps, last dropped
+        for other in ("zero", "prior-mean"):                          # an explicit start wins
+            _, info = bfnsolvers.sample(oracle, process, nfe=nfe, shape=(6, 2), start=other)
+            assert info.nfe == nfe and len(info.times) == nfe - (other == "prior-mean")
+        _, info = bfnsolvers.sample(oracle, process, nfe=nfe, shape=(6, 2), t_start=0.02)    # an explicit t_start wins
+        assert float(info.times[0]) == pytest.approx(0.02) and len(info.times) == nfe - (start == "prior-mean")
+    _, info = bfnsolvers.sample(oracle, process, shape=(6, 2))                     # nfe None: the rule at NFE 10
+    assert float(info.times[0]) == pytest.approx(default_continuous_start(process, 10)[1], rel=1e-12)
+    assert default_t_start(ContinuousBFN(1e-3), "bfn", 10) == 0.0                  # the original sampler: the prior
+
+
+def test_continuous_start_rule_is_the_committed_choice():
+    """CONTINUOUS_START_RULE gives, at every NFE of benchmarks/results/families/choose.md, the start its stated
+    rule picked on the choosing half (the "- start" line), but at NFE 4 (defaults.py: the digits model's veto)."""
+    import re
+    from pathlib import Path
+    from bfnsolvers.defaults import default_continuous_start
+    text = (Path(__file__).resolve().parents[1] / "benchmarks/results/families/choose.md").read_text()
+    line = next(x for x in text.splitlines() if x.startswith("- start"))
+    picks = re.findall(r"NFE (\d+): `bfn-unipc3/(zero|prior-mean)/lam(-?[\d.]+)`", line)
+    assert len(picks) >= 9
+    for sigma_1 in (1e-4, 1e-2):
+        process = ContinuousBFN(sigma_1, x_range=None)
+        for nfe, start, lam in picks:
+            if nfe == "4":          # the documented exception: the digits model vetoes lambda = -1 at NFE 4
+                assert (start, lam) == ("zero", "-1")
+                start, lam = "zero", "-2"
+            got, t0 = default_continuous_start(process, int(nfe))
+            assert got == start and float(process.lam(torch.tensor(t0, dtype=torch.float64))) == pytest.approx(float(lam))
+
+
+def test_default_lower_order_final():
+    """Continuous: lower order at the end for 4-9 steps (not at NFE <= 4); discretised: below 10 steps (DPM-Solver's
+    rule); discrete: never. sample() applies it: at NFE 4 (3 steps) bfn-unipc3 equals lower_order_final=False."""
+    from bfnsolvers.defaults import default_lower_order_final
+    assert [default_lower_order_final("continuous", n) for n in range(1, 12)] == [False] * 3 + [True] * 6 + [False] * 2
+    assert [default_lower_order_final("discretised", n) for n in (1, 3, 9, 10)] == [True, True, True, False]
+    assert not any(default_lower_order_final("discrete", n) for n in range(1, 12))
+    oracle, process = gmm_problem()
+    g = lambda: torch.Generator().manual_seed(0)
+    for nfe, lof in ((4, False), (5, True)):
+        x, info = bfnsolvers.sample(oracle, process, nfe=nfe, shape=(6, 2), generator=g(), dtype=torch.float64)
+        y, _ = bfnsolvers.sample(oracle, process, nfe=nfe, shape=(6, 2), generator=g(), dtype=torch.float64,
+                                 lower_order_final=lof)
+        z, _ = bfnsolvers.sample(oracle, process, nfe=nfe, shape=(6, 2), generator=g(), dtype=torch.float64,
+                                 lower_order_final=not lof)
+        assert len(info.times) == nfe and torch.equal(x, y) and not torch.equal(x, z)

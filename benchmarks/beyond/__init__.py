@@ -3,7 +3,8 @@
 Published (our faithful ports, parity-tested): uniform-in-t grid from eta (0.01 continuous,
 0.001 discrete), start z ~ N(0, s(eta)^2), last step replaced by x0_hat ("drop").
 Ours: uniform-in-lambda grid spanning lambda(1) - span .. lambda(1) (span in {7, 8, 9} half-log-SNR
-units, the same for every NFE; ``sample()``'s default is 9, ``bfnsolvers.defaults.DEFAULT_SPAN``), lower order at the final steps, final step "denoise" (one call at
+units, the same for every NFE; 9 was ``sample()``'s default when these ran, ``bfnsolvers.defaults.DEFAULT_SPAN``; continuous data now use
+``CONTINUOUS_START_RULE``, chosen on the mixture family: ``benchmarks/families.py``), lower order at the final steps, final step "denoise" (one call at
 t = 1) or "drop" (x0_hat at the last-but-one time). (A first pass with a fixed lambda_start showed
 that a fixed start value does not transfer across processes: lambda(1) is 6.9 for the continuous
 oracle and -1.9 for the text8-like chain; a fixed span does.) Also our solvers on the uniform and

@@ -46,7 +46,7 @@ def calibration(path: str = "benchmarks/results/beyond-calibration.md", samples:
         lines.append(f"| {nfe} | " + " | ".join(f"{a:.4f} / {b:.4f}" for a, b in cells) + " |")
 
     gmm = oracle_target("gmm", torch.device("cpu"))
-    t0 = float(gmm.process.t_of_lam(gmm.process.lam(1.0) - DEFAULT_SPAN))   # sample()'s default start for this process
+    t0 = float(gmm.process.t_of_lam(gmm.process.lam(1.0) - DEFAULT_SPAN))   # the span start (sample()'s default when this ran)
     gmm_profile = speed_profile(gmm.model, gmm.process, (200,) + gmm.shape, t0, dtype=torch.float64,
                                 generator=torch.Generator().manual_seed(7))
     sw2 = lambda x, s: (gmm.evaluate(x, s)[0]["sw2"],)  # noqa: E731

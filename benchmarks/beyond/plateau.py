@@ -7,7 +7,7 @@ from bfnsolvers.defaults import PUBLISHED_ETA
 
 def plateau(problem: str) -> None:
     """The ODE plateau: the published start (t = eta, z ~ N(0, s(eta)^2), ignoring a(eta) E[x]) vs
-    sample()'s default start (lambda(1) - DEFAULT_SPAN = 9), both on the log-SNR grid, NFE up to 1000."""
+    the span start (lambda(1) - DEFAULT_SPAN = 9, sample()'s default when this ran), both on the log-SNR grid, NFE up to 1000."""
     out = f"benchmarks/results/plateau-{problem}"
     eta = PUBLISHED_ETA["discrete" if problem == "markov" else "continuous"]
     extra = [{"name": "published-start", "t_start": eta, "final": "denoise"}, {"name": "default"}]

@@ -153,7 +153,7 @@ def _plan_cells(target: SweepTarget, solvers: Sequence[str], nfes: Sequence[int]
                     kw = {**defaults, **{k: v for k, v in base.items() if v is not None}}
                     kw.update({k: overrides[k] for k in SAMPLE_KEYS if k in overrides})
                     _, kw["schedule"], kw["t_start"], kw["final"] = resolve_defaults(
-                        target.process, solver, kw["schedule"], kw.get("t_start"), kw["final"])
+                        target.process, solver, kw["schedule"], kw.get("t_start"), kw["final"], nfe)
                     kw["dtype"] = _as_dtype(kw["dtype"])
                     _check_sample_kwargs(kw, "" if cfg["name"] == "default" else f" (extra config {cfg['name']!r})")
                     options = {k: v for k, v in overrides.items() if k not in SAMPLE_KEYS}
