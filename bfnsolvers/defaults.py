@@ -107,7 +107,8 @@ def default_t_start(process: BFNProcess, solver: str) -> float:
 
 def default_final(solver: str, process: BFNProcess | None = None) -> str:
     """The original sampler (and the reference ODE) end with a call at t = 1; the others with the data type's
-    final step (``DEFAULTS``; "drop", x0_hat at the last-but-one grid time, for every data type today)."""
+    final step (``DEFAULTS``: "drop", x0_hat at the last-but-one grid time, for continuous and discretised data;
+    "denoise", a call at t = 1, for discrete data)."""
     if solver in ("bfn", "reference"):
         return "denoise"
     return DEFAULTS[process.kind].final if process is not None else "drop"
