@@ -433,10 +433,25 @@ def _half_tables(s: Scores, ms: list[int], ours: str, ode: str) -> list[str]:
     return lines
 
 
+#: The runs that made the committed results.jsonl, in order (one core shared with other jobs; cut to fit).
+HISTORY = ("--stage choose  (first round: 23 candidates + published, choosing half, NFE 4-20)",
+           "--stage choose  (second round: 4 more), then the defaults set to the winner",
+           "--stage ours published old  (stopped after the held-out half's 'ours' cells)",
+           "--stage published --half reporting --nfe 4 5 6 8 10 15 20",
+           "--stage ours --half reporting --nfe 10 20 50 100 200",
+           "--stage choose  (third round: the start capped in r)",
+           "--stage published --half reporting --nfe 50 100",
+           "--stage old",
+           "--start-check 17  (start-check.md)")
+
+
 def report(rows, args, command: str, choosing: list[int], reporting: list[int]) -> None:
     s = Scores(rows, args.samples)
     ode = plateau_config()
-    lines = ["# Discrete defaults on the random Markov-chain family", "", f"Command: `{command}`", "",
+    lines = ["# Discrete defaults on the random Markov-chain family", "", f"Command: `{command}`; results.jsonl made by "
+             + "; ".join(f"`python benchmarks/families_markov.py {h.split('  ')[0]}`" + (f" ({h.split('  (')[1]}" if "  (" in h else "")
+                         for h in HISTORY) + ". Not run (time): the published solvers at NFE 50-100 and the ODE at "
+             "NFE 50-200 on the choosing half.", "",
              f"Members: the first {args.members} seeds of each half of `markov_member` (even: choosing, odd: held "
              f"out; K 2-64, L 8-128, beta_1 = beta_usual(K) x 3^(-1..1), transition rows Dirichlet(0.02-2)); "
              f"{args.sets} sets of {args.samples} sequences per cell, float64. Every number is a ratio to the "
