@@ -66,8 +66,8 @@ MIN_SPAN = 4.0
 @dataclass(frozen=True)
 class KindDefaults:
     """The defaults of one data type. t_start: "rule" (``default_continuous_start``: by NFE), "span" (where
-    lambda = lambda(1) - DEFAULT_SPAN) or "eta" (the published eta in the natural time). final: for every solver but the original sampler and the reference ODE,
-    which end with a call at t = 1 ("denoise")."""
+    lambda = lambda(1) - DEFAULT_SPAN) or "eta" (``eta`` in the natural time). final: for every solver but the
+    original sampler and the reference ODE, which end with a call at t = 1 ("denoise")."""
 
     solver: str
     schedule: str
@@ -76,6 +76,8 @@ class KindDefaults:
     #: The ODE solver of the calibration pilot and of ``bfnsolvers --schedule calibrated`` (an ODE, as advised).
     ode_solver: str
     why: str
+    #: t_start = "eta": the start time in the natural time u = sqrt(beta / beta(1)) (= t for beta_1 t^2).
+    eta: float | None = None
 
 
 _CONTINUOUS = KindDefaults(
@@ -95,11 +97,15 @@ DEFAULTS: dict[str, KindDefaults] = {
     "continuous": _CONTINUOUS,
     "discretised": _DISCRETISED,
     "discrete": KindDefaults(
-        "sde-bfn-unipc3-t", "uniform", "eta", "drop", "bfn-unipc3-t",
-        "the SDE solver polynomial in t with a corrector (its ODE counterpart bfn-unipc3-t is better on the exact "
-        "Markov oracle, worse on the text model) on the uniform grid (the text8 regime: lambda(1) = -1.9, e_hat is "
-        "smooth in t, not in lambda), from the published eta in the natural time u = sqrt(beta / beta(1)) (= t for "
-        "beta_1 t^2: the same start accuracy on any schedule; eta in t is ~250x more accurate on ChemBFN's)"),
+        "sde-bfn-unipc3-t", "uniform", "eta", "denoise", "bfn-unipc3-t",
+        "chosen by rule on the choosing half of the random Markov-chain family (benchmarks/families_markov.py: the "
+        "lowest mean over NFE 4-20 of the log of the median over members of the geometric mean of the |entropy gap| "
+        "and pair-TV floor ratios, among 27 configurations): the SDE solver polynomial in the natural time u with a "
+        "corrector on the uniform grid (e_hat is smooth in u, not in lambda), from eta = 0.03 in u (0.001, 0.01 and "
+        "0.1 scored worse: the first steps at tiny u are wasted, at 0.1 the dropped correlations cost), zero start "
+        "(the prior-mean start costs a call for a mean that is a small part of the start's error), its last call "
+        "at t = 1 (\"denoise\", not \"drop\"), full order to the end; 0.786 vs 0.980 with \"drop\", 1.152 for the "
+        "previous default (eta = 0.001, \"drop\")", eta=0.03),
 }
 
 
@@ -141,7 +147,7 @@ def default_t_start(process: BFNProcess, solver: str, nfe: int | None = None) ->
         return 0.0
     rule = DEFAULTS[process.kind].t_start
     if rule == "eta":
-        return float(process.t_of_natural_time(PUBLISHED_ETA["discrete"]))
+        return float(process.t_of_natural_time(torch.tensor(DEFAULTS[process.kind].eta, dtype=torch.float64)))
     if rule == "rule":
         return default_continuous_start(process, nfe)[1]
     return float(process.t_of_lam(process.lam(1.0) - DEFAULT_SPAN))
@@ -149,7 +155,8 @@ def default_t_start(process: BFNProcess, solver: str, nfe: int | None = None) ->
 
 def default_final(solver: str, process: BFNProcess | None = None) -> str:
     """The original sampler (and the reference ODE) end with a call at t = 1; the others with the data type's
-    final step (``DEFAULTS``; "drop", x0_hat at the last-but-one grid time, for every data type today)."""
+    final step (``DEFAULTS``: "drop", x0_hat at the last-but-one grid time, for continuous and discretised data;
+    "denoise", a call at t = 1, for discrete data)."""
     if solver in ("bfn", "reference"):
         return "denoise"
     return DEFAULTS[process.kind].final if process is not None else "drop"
@@ -160,7 +167,8 @@ def default_lower_order_final(kind: str, steps: int) -> bool:
     at 3 steps or fewer (NFE <= 4 with the last step dropped): there the family's choosing half reads a median score
     of 4.71 without vs 5.26 with it, and the digits model a digits FD of 157 vs 172; at 4 - 9 steps it helps (NFE 5:
     2.94 vs 3.75; benchmarks/results/families/choose.md). Not for discrete data: there it raises the Markov
-    oracle's error at NFE 4-6 by 1.4-1.6x (bfn-unipc3-t)."""
+    family's rule score (choosing half, benchmarks/results/families-markov: mean log over NFE 4-20 of the median
+    floor ratio) from 1.152 to 1.243 (sde-bfn-unipc3-t) and from 1.245 to 1.281 (bfn-unipc3-t)."""
     if kind == "discrete":
         return False
     return (4 if kind == "continuous" else 1) <= steps < 10

@@ -107,7 +107,9 @@ def test_sampling_api_errors():
         sample(model, process, "bfn-solver++2", nfe=1, shape=(2, 2), final="denoise")
     markov, mp, _ = problems()["discrete"]
     with pytest.raises(ValueError, match=r"nfe: this solver with final='drop' spends 2k \+ 1 calls, got 4 \(use 3 or 5\)"):
-        sample(markov, mp, "bfn-solver2-midpoint", nfe=4, shape=(2, 5))
+        sample(markov, mp, "bfn-solver2-midpoint", nfe=4, shape=(2, 5), final="drop")
+    with pytest.raises(ValueError, match=r"nfe: this solver with final='denoise' spends 2k \+ 1 calls, got 4"):
+        sample(markov, mp, "bfn-solver2-midpoint", nfe=4, shape=(2, 5))      # the discrete default final step
     with pytest.raises(ValueError, match="schedule must be one of"):
         sample(model, process, "bfn-solver++2", nfe=10, schedule="cosine", shape=(2, 2))
     with pytest.raises(ValueError, match="schedule times must increase"):
