@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import math
 import statistics
 import sys
@@ -50,6 +49,12 @@ from bfnsolvers.metrics.oracle_metrics import energy_distance, sliced_wasserstei
 from bfnsolvers.oracle_families import members
 from bfnsolvers.oracle_families import mixture_member as _mixture_member
 from bfnsolvers.sampling import prior_mean
+
+if __package__ in (None, ""):       # run as a script: the sibling module by path
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from family_tables import append_row, read_rows
+else:
+    from .family_tables import append_row, read_rows
 
 OUT = Path(__file__).resolve().parent / "results" / "families"
 PUBLISHED = ("bfn-solver1", "bfn-solver2", "bfn-solver++1", "bfn-solver++2", "bfn-solver++3", "sde-bfn-solver++2")
@@ -126,10 +131,6 @@ def run_cell(member, config: str, nfe: int, seed: int, n: int) -> torch.Tensor:
     return x
 
 
-def load(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
 def run(rows: list[dict], path: Path, seeds_members, configs, nfes, seeds, n: int, floor_pairs: int) -> None:
     done = {(r["seed_member"], r["config"], r["nfe"], r["seed"], r["samples"], r.get("resolved", ""))
             for r in rows if r["kind"] == "cell"}
@@ -163,7 +164,7 @@ def run(rows: list[dict], path: Path, seeds_members, configs, nfes, seeds, n: in
                 row = {"kind": "floor", "seed_member": m, "samples": n, "pairs": floor_pairs,
                        **{k: statistics.median(v[k] for v in vals) for k in vals[0]},
                        "q90_sw2": q("sw2"), "q90_energy": q("energy"), "params": member.params}
-                f.write(json.dumps(row) + "\n"); f.flush(); rows.append(row)
+                append_row(f, row, rows)
             bar.advance(task)
         for m, c, k, s in todo:
             member, ref = cache[m]
@@ -171,7 +172,7 @@ def run(rows: list[dict], path: Path, seeds_members, configs, nfes, seeds, n: in
             x = run_cell(member, c, k, s, n)
             row = {"kind": "cell", "seed_member": m, "config": c, "nfe": k, "seed": s, "samples": n,
                    "resolved": resolved(member, c, k), **metrics(x, ref), "wall": time.perf_counter() - t0}
-            f.write(json.dumps(row) + "\n"); f.flush(); rows.append(row)
+            append_row(f, row, rows)
             bar.advance(task)
 
 
@@ -434,7 +435,7 @@ def main(argv=None) -> None:
             ap.error(f"--{name.replace('_', '-')} must be >= 1")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "results.jsonl"
-    rows = load(path)
+    rows = read_rows(path)
     command = " ".join(["python benchmarks/families.py"] + (argv if argv is not None else sys.argv[1:]))
     if args.phase == "choose":
         if not args.report_only:
