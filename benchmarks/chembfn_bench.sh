@@ -28,11 +28,13 @@ case $STAGE in
   head)   $B --nfe 10 --configs chem:ODE:0.5 ${BEST:?BEST} --n ${N_HEAD:-2000} --seeds 0 ;;
   bfn100) $B --nfe --chem-steps 100 --configs chem:BFN --n ${N_BFN:-300} --seeds 0 ;;
   curves) $B --nfe 5 20 50 --configs chem:ODE:0.5 chem:BFN ${BEST:?BEST} --n ${N_CURVE:-200} --seeds 0 ;;
-  # guided generation of the top QED class (2) at guidance 0 (label only), 2 and 4 (ChemBFN's default)
+  # guided generation of the top QED class (2) at guidance WS (0 = the label alone; 4 = ChemBFN's default)
   guided) G=""
-          for c in chem:ODE:0.5 ${BEST:?BEST}; do G="$G $c+c2 $c+c2+w2 $c+c2+w4"; done
+          for c in chem:ODE:0.5 ${BEST:?BEST}; do
+            for w in ${WS:-0 2 4}; do if [ "$w" = 0 ]; then G="$G $c+c2"; else G="$G $c+c2+w$w"; fi; done
+          done
           $B --nfe ${NFE_G:-5 10 20} --configs $G --n ${N_G:-200} --seeds 0 ;;
-  guided100) $B --nfe --chem-steps 100 --configs chem:ODE:0.5+c2 chem:ODE:0.5+c2+w2 chem:ODE:0.5+c2+w4 \
+  guided100) $B --nfe --chem-steps 100 --configs ${G100:-chem:ODE:0.5+c2 chem:ODE:0.5+c2+w2 chem:ODE:0.5+c2+w4} \
              --n ${N_G100:-100} --seeds 0 ;;
   report) python benchmarks/chembfn_bench.py --out $OUT --report ;;
   *) echo "unknown stage $STAGE" >&2; exit 2 ;;
