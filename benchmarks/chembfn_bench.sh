@@ -27,7 +27,7 @@ case $STAGE in
   # the headline NFE 10 on the report seed
   head)   $B --nfe 10 --configs chem:ODE:0.5 ${BEST:?BEST} --n ${N_HEAD:-2000} --seeds 0 ;;
   bfn100) $B --nfe --chem-steps 100 --configs chem:BFN --n ${N_BFN:-300} --seeds 0 ;;
-  curves) $B --nfe 5 20 50 --configs chem:ODE:0.5 chem:BFN ${BEST:?BEST} --n ${N_CURVE:-200} --seeds 0 ;;
+  curves) $B --nfe ${NFE_C:-5 20 50} --configs ${CC:-chem:ODE:0.5 chem:BFN ${BEST:?BEST}} --n ${N_CURVE:-200} --seeds 0 ;;
   # guided generation of the top QED class (2) at guidance WS (0 = the label alone; 4 = ChemBFN's default)
   guided) G=""
           for c in chem:ODE:0.5 ${BEST:?BEST}; do

@@ -228,8 +228,9 @@ def main() -> None:
             "raised for this short run); batch 64; dropout 0.01.",
             f"- Steps: {step}; wall time {wall / 60:.1f} min on one CPU thread "
             "(`torch.set_num_threads(1)`, `nice -n 10`, on a 2-core machine shared with other jobs). "
-            + ("Both phases were stopped by wall-time caps (4500 s, then a fixed clock time); the step "
-               "count is what those allowed." if labels else
+            + ("Both phases were stopped for wall time (the first by its 4500 s cap, the second by hand "
+               "right after a save, a few minutes before its clock-time cap, to free the CPU for the "
+               "benchmark); the step count is what that allowed." if labels else
                "The run was planned for 7000 steps and stopped by its wall-time cap (4500 s)."),
             f"- Loss (logged as the mean of each 10 steps): first {rows[0]['loss']:.4f}, "
             f"last {rows[-1]['loss']:.4f}; mean of the last 10% {table[-1][2]:.4f}.",
@@ -263,7 +264,9 @@ def main() -> None:
             lines.append(f"| {m}{' (default)' if m == 'BFN' else ''} | {r['n']} | {r['validity']:.3f} "
                          f"({r['valid']}) | {r['uniqueness']:.3f} ({r['unique']}) | {r['novelty']:.3f} "
                          f"({r['novel']}) | {r['seconds']:.0f} |")
-        lines += ["", "Made by `benchmarks/chembfn/card.py`; trained by `benchmarks/chembfn/train.py`.", ""]
+        lines += ["", "Every sampler on this checkpoint (ChemBFN's ODE:T, guided generation, bfnsolvers' solvers) "
+                  "against NFE: `benchmarks/results/chembfn/report.md`.",
+                  "", "Made by `benchmarks/chembfn/card.py`; trained by `benchmarks/chembfn/train.py`.", ""]
         (OUT / "chembfn-moses.md").write_text("\n".join(lines))
         print("\n".join(lines))
 
