@@ -356,6 +356,7 @@ def report(args) -> None:
              "Commands (in order; each resumes the same results.jsonl):", "",
              *[f"    {c}" for c in ((args.out / "commands.txt").read_text().splitlines()
                                     if (args.out / "commands.txt").exists() else [args.command])], "",
+             *([(args.out / "summary.md").read_text().strip(), ""] if (args.out / "summary.md").exists() else []),
              "Columns: validity / uniqueness / novelty ± binomial standard error, internal diversity "
              "(Morgan r2 1024 bits, distinct pairs), FCD (fcd_torch ChemNet) to a seeded MOSES-test subset "
              "(biased upward at small n: compare cells with equal n only), hit rate of the target QED class "
