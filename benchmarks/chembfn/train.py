@@ -49,6 +49,13 @@ Usage (the run of the model card)::
 
     nice -n 10 nohup python benchmarks/chembfn/train.py --run benchmarks/chembfn/run \
         > benchmarks/chembfn/run/stdout.txt 2>&1 &
+
+and its label-conditioned continuation from that run's state at step 5741 (the shipped checkpoint; stopped by
+hand right after its save at step 9914)::
+
+    nice -n 10 nohup python benchmarks/chembfn/train.py --run benchmarks/chembfn/run/qed3 \
+        --init-from benchmarks/chembfn/run/state.pt --label qed3 --label-drop 0.2 --steps 20000 \
+        --save-every 300 --max-wall 9714 > benchmarks/chembfn/run/qed3/stdout.txt 2>&1 &
 """
 
 from __future__ import annotations
