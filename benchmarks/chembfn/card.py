@@ -7,6 +7,9 @@ Reads the training run (``--run``, default ``benchmarks/chembfn/run``: its
   ``{"nn": state_dict, "hparam": hparam}`` (``ChemBFN.from_checkpoint``);
 * ``checkpoints/chembfn-moses.safetensors`` -- the same state dict, hparam in
   the metadata;
+* with a label-conditioned run (``train.py --label qed3``): ``checkpoints/chembfn-moses-mlp.pt`` /
+  ``-mlp.safetensors`` (the label encoder, ChemBFN's ``MLP`` format) and ``-labels.json`` (the QED
+  class thresholds);
 * ``checkpoints/chembfn-moses-loss.csv`` and ``-loss.png`` -- the training log;
 * ``checkpoints/chembfn-moses-samples.txt`` -- the generated SMILES (BFN sampler);
 * ``checkpoints/chembfn-moses.md`` -- the model card, with validity,
@@ -99,6 +102,8 @@ def main() -> None:
     ap.add_argument("--extra", nargs="*", default=["ODE:0.5"],
                     help="further tool.sample methods to report (not saved as samples)")
     ap.add_argument("--n-extra", type=int, default=500, help="samples for each --extra method")
+    ap.add_argument("--label-from-step", type=int, default=None,
+                    help="the step at which label-conditioned training started (train.py --init-from)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from safetensors.torch import save_file
@@ -114,6 +119,16 @@ def main() -> None:
               metadata={"hparam": json.dumps(state["hparam"]), "step": str(step)})
     model = ChemBFN.from_checkpoint(OUT / "chembfn-moses.pt")
     n_param = sum(p.numel() for p in model.parameters())
+    labels = None
+    if "mlp" in state:
+        from bayesianflow_for_chem import MLP
+        labels = json.loads((args.run / "labels.json").read_text())
+        torch.save(state["mlp"], OUT / "chembfn-moses-mlp.pt")
+        save_file({k: v.contiguous() for k, v in state["mlp"]["nn"].items()}, OUT / "chembfn-moses-mlp.safetensors",
+                  metadata={"hparam": json.dumps(state["mlp"]["hparam"]), "labels": json.dumps(labels)})
+        (OUT / "chembfn-moses-labels.json").write_text(json.dumps(labels, indent=1) + "\n")
+        mlp = MLP.from_checkpoint(OUT / "chembfn-moses-mlp.pt")
+        n_mlp = sum(p.numel() for p in mlp.parameters())
 
     with open(args.run / "log.csv") as f:
         rows = [{"step": int(r["step"]), "loss": float(r["loss"]), "lr": float(r["lr"]),
@@ -132,6 +147,8 @@ def main() -> None:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(xs, ys, lw=0.5, alpha=0.4, label="mean of 10 steps")
     ax.plot(xs, ma, lw=1.5, label=f"moving average ({w * 10} steps)")
+    if args.label_from_step is not None:
+        ax.axvline(args.label_from_step, color="grey", ls=":", lw=1, label="labels (QED class) from here")
     ax.set_xlabel("step")
     ax.set_ylabel("ChemBFN cts_loss")
     ax.set_yscale("log")
@@ -150,15 +167,20 @@ def main() -> None:
             "# ChemBFN on MOSES (small, CPU-trained)",
             "",
             "A small [ChemBFN](https://pypi.org/project/bayesianflow-for-chem/) "
-            "(`bayesianflow-for-chem` 3.0.4) trained unconditionally on MOSES train SMILES, "
-            "for agreement and speed tests of BFN samplers on a real ChemBFN network. "
+            "(`bayesianflow-for-chem` 3.0.4) trained on MOSES train SMILES"
+            + (", label-conditioned on RDKit QED classes in its second phase, "
+               if labels else " unconditionally, ")
+            + "for agreement and speed tests of BFN samplers on a real ChemBFN network. "
             "It is far smaller and shorter-trained than the published ChemBFN models; "
             "its sample quality is not comparable to theirs.",
             "",
             "Files: `chembfn-moses.pt` (ChemBFN's own format `{\"nn\": state_dict, \"hparam\": hparam}`, "
             "load with `bayesianflow_for_chem.ChemBFN.from_checkpoint`), `chembfn-moses.safetensors` "
             "(same state dict; hparam in the metadata), `chembfn-moses-loss.csv` / `-loss.png` "
-            "(training log), `chembfn-moses-samples.txt` (the BFN-sampler SMILES below).",
+            "(training log), `chembfn-moses-samples.txt` (the BFN-sampler SMILES below)"
+            + ("; `chembfn-moses-mlp.pt` / `-mlp.safetensors` (the label encoder, "
+               "`bayesianflow_for_chem.MLP.from_checkpoint`; hparam and thresholds in the safetensors metadata) "
+               "and `chembfn-moses-labels.json` (the QED class thresholds)." if labels else "."),
             "",
             "## Model",
             "",
@@ -170,6 +192,21 @@ def main() -> None:
             f"padded with ChemBFN's `collate` to the fixed length {MAX_LEN} (`MAX_PADDING_LENGTH`); "
             "sample with `sequence_size = 58`.",
             f"- Accuracy schedule: ChemBFN's built-in one, beta(1) = 20.4054 / K = {20.4054 / hp['num_vocab']:.6f}.",
+        ]
+        if labels:
+            th = labels["thresholds"]
+            lines += [
+                f"- Label: the QED class of the molecule, 0 (QED < {th[0]:.4f}), 1 ({th[0]:.4f} <= QED < "
+                f"{th[1]:.4f}), 2 (QED >= {th[1]:.4f}); the thresholds are the tertiles of RDKit QED "
+                f"(`rdkit.Chem.QED.qed`) on {labels['subset_n']:,} MOSES train SMILES "
+                f"(`{labels['subset_rule']}`, subset_seed {labels['subset_seed']}; their mean QED "
+                f"{labels['qed_mean']:.4f}). Label encoder: ChemBFN's `MLP([3, {mlp.hparam['size'][1]}, "
+                f"{hp['channel']}], class_input=True)` ({n_mlp:,} parameters), its output added to the time "
+                "embedding. Sample class k with `y = mlp(torch.full((n, 1), k))` and `guidance_strength=w` "
+                "(ChemBFN), or `cond=torch.full((n, 1), k), guidance=w` with `load_chembfn(..., mlp=...)` "
+                "(bfnsolvers).",
+            ]
+        lines += [
             "",
             "## Data and training",
             "",
@@ -178,16 +215,23 @@ def main() -> None:
             f"(`torch.randperm`, seed 0); {step} steps x 64 = {step * 64:,} molecules, i.e. "
             f"{step * 64 / 1584663:.0%} of the split, each seen once.",
             "- Loss and model: ChemBFN's own `ChemBFN.cts_loss` (continuous-time loss, "
-            "t ~ U(0, 1) per sequence, no label) on ChemBFN's own class, in a plain loop "
-            "(`benchmarks/chembfn/train.py`) that mirrors the package's Lightning `train.Model.training_step` "
-            "for an unconditional model.",
+            "t ~ U(0, 1) per sequence) on ChemBFN's own class, in a plain loop "
+            "(`benchmarks/chembfn/train.py`) that mirrors the package's Lightning `train.Model.training_step`"
+            + (f": unconditional for steps 1-{args.label_from_step}, then (resumed from that state with the "
+               "same optimiser state and the next unseen molecules, `--init-from ... --label qed3`) with the "
+               "QED class label, zeroed for each sequence with probability 0.2 as the package's "
+               "`uncond_prob` does, so the same network keeps learning the unconditional model for "
+               "classifier-free guidance; the label MLP joins AdamW at the same learning rate."
+               if labels and args.label_from_step is not None else " for an unconditional model."),
             "- Optimiser: AdamW (weight decay 0.01, as in the package), lr 5e-4 after a 300-step linear "
             "warm-up, constant afterwards (the package default is 5e-5 with 1000 warm-up steps; "
             "raised for this short run); batch 64; dropout 0.01.",
             f"- Steps: {step}; wall time {wall / 60:.1f} min on one CPU thread "
             "(`torch.set_num_threads(1)`, `nice -n 10`, on a 2-core machine shared with other jobs). "
-            + ("The run was planned for 7000 steps and stopped by its wall-time cap (4500 s)."
-               if step < 7000 else ""),
+            + ("Both phases were stopped for wall time (the first by its 4500 s cap, the second by hand "
+               "right after a save, a few minutes before its clock-time cap, to free the CPU for the "
+               "benchmark); the step count is what that allowed." if labels else
+               "The run was planned for 7000 steps and stopped by its wall-time cap (4500 s)."),
             f"- Loss (logged as the mean of each 10 steps): first {rows[0]['loss']:.4f}, "
             f"last {rows[-1]['loss']:.4f}; mean of the last 10% {table[-1][2]:.4f}.",
             "",
@@ -220,7 +264,9 @@ def main() -> None:
             lines.append(f"| {m}{' (default)' if m == 'BFN' else ''} | {r['n']} | {r['validity']:.3f} "
                          f"({r['valid']}) | {r['uniqueness']:.3f} ({r['unique']}) | {r['novelty']:.3f} "
                          f"({r['novel']}) | {r['seconds']:.0f} |")
-        lines += ["", "Made by `benchmarks/chembfn/card.py`; trained by `benchmarks/chembfn/train.py`.", ""]
+        lines += ["", "Every sampler on this checkpoint (ChemBFN's ODE:T, guided generation, bfnsolvers' solvers) "
+                  "against NFE: `benchmarks/results/chembfn/report.md`.",
+                  "", "Made by `benchmarks/chembfn/card.py`; trained by `benchmarks/chembfn/train.py`.", ""]
         (OUT / "chembfn-moses.md").write_text("\n".join(lines))
         print("\n".join(lines))
 

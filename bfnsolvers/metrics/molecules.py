@@ -8,6 +8,8 @@
   i = i; over distinct pairs the value is n / (n - 1) times larger minus 1 / (n - 1));
 * Frechet ChemNet Distance (``fcd``): ``fcd_torch``'s ChemNet, whose weights ship in its wheel; without
   it, ``frechet_fingerprint_distance`` fits Gaussians to 1024-bit Morgan count-free bit vectors.
+* property bins (``qed_classes``, ``hit_rate``): the class of a molecule is the number of thresholds
+  its RDKit QED reaches; the hit rate of a target class is the fraction of valid samples in it.
 Standard errors: binomial sqrt(p (1 - p) / n) for the fractions.
 """
 from __future__ import annotations
@@ -129,3 +131,41 @@ def molecule_metrics(samples: Sequence[str], train: set[str] | None = None, max_
                    novelty_se=binomial_se(novel / u, u) if u else float("nan"))
     out["valid_smiles"] = canon
     return out
+
+
+def qed_values(smiles: Sequence[str]) -> list[float]:
+    """RDKit QED (Bickerton et al. 2012, ``rdkit.Chem.QED.qed``) of each valid SMILES."""
+    Chem, _, _ = _chem()
+    from rdkit.Chem import QED
+    out = []
+    for s in _check(smiles):
+        m = Chem.MolFromSmiles(s) if s else None
+        if m is None:
+            raise ValueError(f"smiles: {s!r} is not a valid SMILES")
+        out.append(QED.qed(m))
+    return out
+
+
+
+def _bins(values: Sequence[float], thresholds: Sequence[float]) -> list[int]:
+    th = [float(x) for x in thresholds]
+    if not th or any(a >= b for a, b in zip(th, th[1:])):
+        raise ValueError(f"thresholds must be a non-empty increasing sequence, got {thresholds!r}")
+    import bisect
+    return [bisect.bisect_right(th, q) for q in values]
+
+
+def qed_classes(smiles: Sequence[str], thresholds: Sequence[float]) -> list[int]:
+    """Class of each valid SMILES: #{thresholds <= QED} (thresholds increasing), i.e. 0 .. len(thresholds)."""
+    return _bins(qed_values(smiles), thresholds)
+
+
+def hit_rate(valid_smiles: Sequence[str], thresholds: Sequence[float], target: int) -> dict:
+    """Fraction of valid samples whose QED class is ``target`` (with its binomial SE) and their mean QED."""
+    if isinstance(target, bool) or not isinstance(target, int) or not 0 <= target <= len(thresholds):
+        raise ValueError(f"target must be a class in 0..{len(thresholds)}, got {target!r}")
+    q = qed_values(valid_smiles)
+    hits, v = sum(c == target for c in _bins(q, thresholds)), len(q)
+    return {"hits": hits, "hit_rate": hits / v if v else float("nan"),
+            "hit_rate_se": binomial_se(hits / v, v) if v else float("nan"),
+            "qed_mean": sum(q) / v if v else float("nan")}
