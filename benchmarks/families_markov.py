@@ -200,6 +200,12 @@ def floor_row(member, samples: int, floor_sets: int) -> dict:
 _LEGACY = {"ours": "sde-bfn-unipc3-t/uniform/eta=0.03/denoise/full/zero/mean"}
 
 
+def _now(name: str, nfe: int) -> str:
+    """The configuration a cell of ``name`` at ``nfe`` runs now: the defaults at that NFE for "ours" / "ours-ode",
+    the name itself otherwise."""
+    return _config(name, nfe).name if name in ("ours", "ours-ode") else name
+
+
 def _resolved(r: dict) -> str:
     """The configuration a cell ran (its "resolved" name; a candidate's own name)."""
     name = r.get("resolved", r["config"])
@@ -214,12 +220,12 @@ class Scores:
         # "ours" cells count only while they are what sample() runs now at their NFE (the defaults may have changed)
         self.cells = {(r["member"], r["config"], r["nfe"]): r for r in rows
                       if r["kind"] == "cell" and r["samples"] == samples and r["member"] in self.floor
-                      and _resolved(r) == _config(r["config"], r["nfe"]).name}
+                      and _resolved(r) == _now(r["config"], r["nfe"])}
         # a candidate cell with the configuration "ours" / "ours-ode" resolve to is the same draw (the same seed):
         # it stands in for theirs
         for (m, c, k), r in list(self.cells.items()):
             for alias in ("ours", "ours-ode"):
-                if c == _config(alias, k).name:
+                if c == _now(alias, k):
                     self.cells.setdefault((m, alias, k), r)
 
     def best_published(self, m: int, nfe: int) -> str | None:
@@ -305,7 +311,7 @@ def main(argv=None) -> None:
         elif stage == "old":         # the previous default on the held-out half, for comparison
             plan += [(m, Config("sde-bfn-unipc3-t").name, k) for m in reporting for k in (5, 10, 20)]
     done = {(r["member"], r["config"], r["nfe"]) for r in rows if r["kind"] == "cell" and r["samples"] == args.samples
-            and _resolved(r) == _config(r["config"], r["nfe"]).name}
+            and _resolved(r) == _now(r["config"], r["nfe"])}
     plan = [p for p in dict.fromkeys(plan) if p not in done and feasible(p[1], p[2])]
     if args.nfe:
         plan = [p for p in plan if p[2] in args.nfe]
