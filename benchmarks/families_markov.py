@@ -1,6 +1,7 @@
 """Discrete defaults on data they were never tuned on: the random Markov-chain family (``bfnsolvers.oracle_families``).
 
     python benchmarks/families_markov.py --stage choose      # candidates + published on the choosing half, NFE <= 20
+    python benchmarks/families_markov.py --stage start       # the default's start eta on the choosing half, NFE 50-100
     python benchmarks/families_markov.py --stage published   # the published solvers at every NFE, both halves
     python benchmarks/families_markov.py --stage ours        # the default (sample() with no solver) and its ODE
     python benchmarks/families_markov.py --report-only       # re-renders report.md from results.jsonl
@@ -30,7 +31,7 @@ from pathlib import Path
 import torch
 
 import bfnsolvers
-from bfnsolvers.defaults import DEFAULTS, PUBLISHED_ETA
+from bfnsolvers.defaults import DEFAULTS, PUBLISHED_ETA, default_discrete_eta
 from bfnsolvers.metrics.oracle_metrics import markov_bigram_tv, markov_nll_gap
 from bfnsolvers.oracle_families import markov_member, members
 
@@ -44,6 +45,7 @@ OUT = Path(__file__).resolve().parent / "results" / "families-markov"
 METRICS = ("gap", "tv")
 NFES = (4, 5, 6, 8, 10, 15, 20, 50, 100)
 CHOOSE_NFES = (4, 5, 6, 8, 10, 15, 20)
+START_NFES = (50, 100)
 PLATEAU_NFE = 200
 FLOOR_SEED = 10 ** 6
 
@@ -115,19 +117,28 @@ def candidates() -> list[Config]:
             replace(sde, final="denoise")]
     # third round (after the held-out half showed the start error of a fixed u on few classes and a large beta_1,
     # start-check.md): the chosen default with its start capped in r = a/s
-    return out + [replace(sde, final="denoise", r_max=r) for r in (0.005, 0.01)]
+    out += [replace(sde, final="denoise", r_max=r) for r in (0.005, 0.01)]
+    # fourth round (the held-out half at NFE 50-100: a fixed u = 0.03 starts too late with many calls): the
+    # default's start at NFE 50-100 (START_NFES, --stage start)
+    return out + [c for c in start_candidates() if c not in out]
+
+
+def start_candidates() -> list[Config]:
+    """The discrete default (solver, grid, final) from eta in {0.001, 0.003, 0.01, 0.03}: what
+    ``DISCRETE_START_RULE`` chooses among at NFE 50-100."""
+    return [Config("sde-bfn-unipc3-t", eta=e, final="denoise") for e in (1e-3, 3e-3, 1e-2, 3e-2)]
 
 
 CANDIDATES = tuple(c.name for c in candidates())
 
 
-def _config(name: str) -> Config:
-    """"ours": the defaults (``default_config``); "ours-ode": the same with the ODE solver of
+def _config(name: str, nfe: int | None = None) -> Config:
+    """"ours": the defaults at ``nfe`` calls (``default_config``); "ours-ode": the same with the ODE solver of
     ``DEFAULTS['discrete']`` (the plateau check); any other name: ``parse_config``."""
     if name == "ours":
-        return default_config()
+        return default_config(nfe)
     if name == "ours-ode":
-        return replace(default_config(), solver=DEFAULTS["discrete"].ode_solver)
+        return replace(default_config(nfe), solver=DEFAULTS["discrete"].ode_solver)
     return parse_config(name)
 
 
@@ -137,16 +148,17 @@ def plateau_config() -> str:
     return "ours" if d.solver == d.ode_solver else "ours-ode"
 
 
-def default_config() -> Config:
-    """The discrete defaults of ``sample`` as a ``Config`` (what ``sample`` with no solver runs)."""
+def default_config(nfe: int | None = None) -> Config:
+    """The discrete defaults of ``sample`` at ``nfe`` calls as a ``Config`` (what ``sample`` with no solver runs;
+    the start by NFE: ``default_discrete_eta``)."""
     d = DEFAULTS["discrete"]
-    return Config(d.solver, d.schedule, d.eta, d.final, False, "zero")
+    return Config(d.solver, d.schedule, default_discrete_eta(nfe), d.final, False, "zero")
 
 
 def feasible(name: str, nfe: int) -> bool:
     """Whether the configuration spends exactly ``nfe`` calls (the midpoint solver: 2 a step, odd NFE with drop;
     a prior-mean start: one call fewer for the grid)."""
-    c = _config(name)
+    c = _config(name, nfe)
     spec = bfnsolvers.solvers.get_solver(c.solver)
     grid = nfe - (c.start == "prior-mean")
     try:
@@ -164,7 +176,7 @@ def set_metrics(tokens: torch.Tensor, oracle) -> dict:
 
 def run_cell(member, name: str, nfe: int, samples: int, sets: int) -> list[torch.Tensor]:
     """``sets`` sample sets of ``samples`` sequences from one batch (generator seed 0), float64."""
-    kw = {} if name == "ours" else _config(name).kwargs(member.process)      # "ours": sample() with no solver
+    kw = {} if name == "ours" else _config(name, nfe).kwargs(member.process)      # "ours": sample() with no solver
     g = torch.Generator().manual_seed(0)
     x, info = bfnsolvers.sample(member.oracle, member.process, nfe=nfe, shape=(sets * samples,) + member.shape,
                                 generator=g, dtype=torch.float64, **kw)
@@ -188,6 +200,12 @@ def floor_row(member, samples: int, floor_sets: int) -> dict:
 _LEGACY = {"ours": "sde-bfn-unipc3-t/uniform/eta=0.03/denoise/full/zero/mean"}
 
 
+def _now(name: str, nfe: int) -> str:
+    """The configuration a cell of ``name`` at ``nfe`` runs now: the defaults at that NFE for "ours" / "ours-ode",
+    the name itself otherwise."""
+    return _config(name, nfe).name if name in ("ours", "ours-ode") else name
+
+
 def _resolved(r: dict) -> str:
     """The configuration a cell ran (its "resolved" name; a candidate's own name)."""
     name = r.get("resolved", r["config"])
@@ -199,16 +217,15 @@ class Scores:
 
     def __init__(self, rows: list[dict], samples: int):
         self.floor = {r["member"]: r for r in rows if r["kind"] == "floor" and r["samples"] == samples}
-        # "ours" cells count only while they are what sample() runs now (the defaults may have changed since)
-        now = {c: _config(c).name for c in ("ours", "ours-ode")}
+        # "ours" cells count only while they are what sample() runs now at their NFE (the defaults may have changed)
         self.cells = {(r["member"], r["config"], r["nfe"]): r for r in rows
                       if r["kind"] == "cell" and r["samples"] == samples and r["member"] in self.floor
-                      and _resolved(r) == now.get(r["config"], r["config"])}
+                      and _resolved(r) == _now(r["config"], r["nfe"])}
         # a candidate cell with the configuration "ours" / "ours-ode" resolve to is the same draw (the same seed):
         # it stands in for theirs
         for (m, c, k), r in list(self.cells.items()):
-            for alias, name in now.items():
-                if c == name:
+            for alias in ("ours", "ours-ode"):
+                if c == _now(alias, k):
                     self.cells.setdefault((m, alias, k), r)
 
     def best_published(self, m: int, nfe: int) -> str | None:
@@ -259,7 +276,7 @@ def main(argv=None) -> None:
     ap.add_argument("--samples", type=int, default=500)
     ap.add_argument("--sets", type=int, default=2, help="independent sample sets per cell")
     ap.add_argument("--floor-sets", type=int, default=24)
-    ap.add_argument("--stage", choices=("choose", "published", "ours", "old"), nargs="+", default=[],
+    ap.add_argument("--stage", choices=("choose", "start", "published", "ours", "old"), nargs="+", default=[],
                     help="what to run (in this order): see the module docstring")
     ap.add_argument("--nfe", type=int, nargs="+", default=None, help="run only these NFEs of the stages")
     ap.add_argument("--half", choices=("both", "reporting", "choosing"), default="both", help="run only this half")
@@ -283,6 +300,8 @@ def main(argv=None) -> None:
     for stage in ([] if args.report_only else args.stage):
         if stage == "choose":
             plan += [(m, c, k) for c in PUBLISHED + CANDIDATES for m in choosing for k in CHOOSE_NFES]
+        elif stage == "start":       # the default's start time at many calls, choosing half
+            plan += [(m, c.name, k) for k in START_NFES for m in choosing for c in start_candidates()]
         elif stage == "published":   # the published solvers at every NFE: held-out half first
             plan += [(m, c, k) for ms in (reporting, choosing) for c in PUBLISHED for m in ms for k in NFES]
         elif stage == "ours":        # the defaults and their ODE (up to PLATEAU_NFE): held-out half first
@@ -292,7 +311,7 @@ def main(argv=None) -> None:
         elif stage == "old":         # the previous default on the held-out half, for comparison
             plan += [(m, Config("sde-bfn-unipc3-t").name, k) for m in reporting for k in (5, 10, 20)]
     done = {(r["member"], r["config"], r["nfe"]) for r in rows if r["kind"] == "cell" and r["samples"] == args.samples
-            and _resolved(r) == _config(r["config"]).name}
+            and _resolved(r) == _now(r["config"], r["nfe"])}
     plan = [p for p in dict.fromkeys(plan) if p not in done and feasible(p[1], p[2])]
     if args.nfe:
         plan = [p for p in plan if p[2] in args.nfe]
@@ -319,7 +338,7 @@ def main(argv=None) -> None:
             vals = [set_metrics(x, cache[m].oracle) for x in xs]
             append_row(f, {"kind": "cell", "member": m, "config": c, "nfe": k, "samples": args.samples,
                            "sets": args.sets, **{q: [v[q] for v in vals] for q in METRICS},
-                           "resolved": _config(c).name,
+                           "resolved": _config(c, k).name,
                            "wall": time.perf_counter() - t0}, rows)
             if i % 20 == 0:
                 print(f"{i}/{len(plan)} cells, {time.perf_counter() - t_all:.0f} s", flush=True)
@@ -442,7 +461,10 @@ HISTORY = ("--stage choose  (first round: 23 candidates + published, choosing ha
            "--stage choose  (third round: the start capped in r)",
            "--stage published --half reporting --nfe 50 100",
            "--stage old",
-           "--start-check 17  (start-check.md)")
+           "--start-check 17  (start-check.md)",
+           "--stage start --nfe 50",
+           "--stage start --nfe 100  (then DISCRETE_START_RULE set by the rule)",
+           "--stage ours --half reporting --nfe 50 100  (the default with the new start; the ODE not rerun)")
 
 
 def report(rows, args, command: str, choosing: list[int], reporting: list[int]) -> None:
@@ -458,7 +480,9 @@ def report(rows, args, command: str, choosing: list[int], reporting: list[int]) 
              f"member's noise floor (the median of the metric over {args.floor_sets} exact sets of {args.samples}; "
              "1 = indistinguishable from exact samples): |entropy gap| (NLL per token of the samples under the chain "
              "minus its entropy rate) and the total variation of adjacent-pair frequencies. ours = `sample` with no "
-             f"solver: `{default_config().name}` (solver/grid/eta in u/final/order at the end/start/readout). "
+             f"solver: `{default_config(10).name}` (solver/grid/eta in u/final/order at the end/start/readout), "
+             "the start eta by NFE (`defaults.DISCRETE_START_RULE`: " + ", ".join(
+                 f"NFE {k}: {default_discrete_eta(k):g}" for k in NFES) + "). "
              "published = the one with the lowest geometric-mean score per member and NFE of " + ", ".join(f"`{p}`" for p in PUBLISHED) + ".", ""]
     for half, ms in (("held out (odd seeds)", [m for m in reporting if m in s.floor]),
                      ("choosing (even seeds)", [m for m in choosing if m in s.floor])):
@@ -479,6 +503,15 @@ def report(rows, args, command: str, choosing: list[int], reporting: list[int]) 
         lines += [f"| - | best published (per member and NFE) | {mean_log} | " + " | ".join(_fmt(x) for x in per) + " |", ""]
         best_per_nfe = [min(ranked, key=lambda r, i=i: r[2][i])[1] for i in range(len(CHOOSE_NFES))]
         lines += ["Best candidate per NFE: " + "; ".join(f"{k}: `{c}`" for k, c in zip(CHOOSE_NFES, best_per_nfe)), ""]
+    starts = [c.name for c in start_candidates()]
+    nfes = [k for k in START_NFES if any(rule_score(s, ms, c, k) is not None for c in starts)]
+    if nfes:
+        lines += ["## The start at many calls (choosing half)", "",
+                  "`DISCRETE_START_RULE` at NFE 50+: the default solver, grid and final step from each eta; per NFE "
+                  "the median over the choosing members of the geometric mean of the two floor ratios.", "",
+                  "| eta | " + " | ".join(f"NFE {k}" for k in nfes) + " |", "|---|" + "---:|" * len(nfes)]
+        lines += [f"| {parse_config(c).eta:g} | " + " | ".join(_fmt(rule_score(s, ms, c, k)) for k in nfes) + " |"
+                  for c in starts] + [""]
     (args.out / "report.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -13,8 +13,8 @@ from torch import Tensor
 
 from .processes import BFNProcess
 
-__all__ = ["CONTINUOUS_START_RULE", "DEFAULTS", "DEFAULT_SPAN", "DEFAULT_START", "FINALS", "MIN_SPAN", "KindDefaults", "PUBLISHED_ETA", "READOUTS", "data_kind",
-           "default_continuous_start", "default_final", "default_lower_order_final", "default_start",
+__all__ = ["CONTINUOUS_START_RULE", "DISCRETE_START_RULE", "DEFAULTS", "DEFAULT_SPAN", "DEFAULT_START", "FINALS", "MIN_SPAN", "START_NOISE_BAND", "START_RULES", "KindDefaults", "PUBLISHED_ETA", "READOUTS", "data_kind",
+           "default_continuous_start", "default_discrete_eta", "default_final", "default_lower_order_final", "default_start", "start_row",
            "default_schedule", "default_solver", "default_t_start", "resolve_defaults"]
 
 Final = Literal["denoise", "state", "drop"]
@@ -59,6 +59,21 @@ DEFAULT_START = "zero"
 CONTINUOUS_START_RULE: tuple[tuple[int, str, float], ...] = (
     (1, "zero", -2.0), (8, "zero", -3.0), (15, "zero", -6.0), (20, "zero", -8.0))
 
+#: The tie band of the start rules: candidates whose median score is within this fraction of the best tie, and the
+#: earliest start among them wins (continuous: the seed-to-seed noise of the median on the mixture family).
+START_NOISE_BAND = 0.03
+
+#: The start of discrete data by NFE: rows (smallest NFE, start state, eta in the natural time u = sqrt(beta /
+#: beta(1))). NFE 4-20: u = 0.03, chosen with the solver, grid and final step on the choosing half of the random
+#: Markov-chain family (``DEFAULTS['discrete'].why``). NFE 50 and 100: chosen on the same 10 members (same settings)
+#: among eta in {0.001, 0.003, 0.01, 0.03} for sde-bfn-unipc3-t / uniform / "denoise" by the rule of the continuous
+#: start (the smallest median over members of the geometric mean of the |entropy gap| and pair-TV floor ratios;
+#: within START_NOISE_BAND of it tie, the earliest start wins): NFE 50: 1.77, 1.83, 1.59, 2.01 -> 0.01; NFE 100:
+#: 1.71, 1.77, 1.71, 2.14 -> 0.001 (0.01 ties within 0.3%) (benchmarks/results/families-markov/report.md). With
+#: many calls the first steps at small u are no longer wasted, and a late start's error stays. Not measured between
+#: NFE 20 and 50 (the NFE 20 row holds up to 49).
+DISCRETE_START_RULE: tuple[tuple[int, str, float], ...] = ((1, "zero", 0.03), (50, "zero", 0.01), (100, "zero", 0.001))
+
 #: The least log-SNR span the start rule leaves below lambda(1) (a process with sigma_1 near 1 has a small lambda(1)).
 MIN_SPAN = 4.0
 
@@ -66,7 +81,7 @@ MIN_SPAN = 4.0
 @dataclass(frozen=True)
 class KindDefaults:
     """The defaults of one data type. t_start: "rule" (``default_continuous_start``: by NFE), "span" (where
-    lambda = lambda(1) - DEFAULT_SPAN) or "eta" (``eta`` in the natural time). final: for every solver but the
+    lambda = lambda(1) - DEFAULT_SPAN) or "eta" (by NFE in the natural time, ``default_discrete_eta``). final: for every solver but the
     original sampler and the reference ODE, which end with a call at t = 1 ("denoise")."""
 
     solver: str
@@ -76,8 +91,6 @@ class KindDefaults:
     #: The ODE solver of the calibration pilot and of ``bfnsolvers --schedule calibrated`` (an ODE, as advised).
     ode_solver: str
     why: str
-    #: t_start = "eta": the start time in the natural time u = sqrt(beta / beta(1)) (= t for beta_1 t^2).
-    eta: float | None = None
 
 
 _CONTINUOUS = KindDefaults(
@@ -105,7 +118,7 @@ DEFAULTS: dict[str, KindDefaults] = {
         "0.1 scored worse: the first steps at tiny u are wasted, at 0.1 the dropped correlations cost), zero start "
         "(the prior-mean start costs a call for a mean that is a small part of the start's error), its last call "
         "at t = 1 (\"denoise\", not \"drop\"), full order to the end; 0.786 vs 0.980 with \"drop\", 1.152 for the "
-        "previous default (eta = 0.001, \"drop\")", eta=0.03),
+        "previous default (eta = 0.001, \"drop\"); at NFE 50+ an earlier start (DISCRETE_START_RULE)"),
 }
 
 
@@ -124,14 +137,32 @@ def default_schedule(process: BFNProcess, solver: str) -> str:
     return "uniform" if solver == "bfn" else DEFAULTS[process.kind].schedule
 
 
-def default_continuous_start(process: BFNProcess, nfe: int | None) -> tuple[str, float]:
-    """(start, t_start) for continuous data at ``nfe`` calls (None: 10): the last row of ``CONTINUOUS_START_RULE``
-    whose NFE is at most nfe (the first row below it) gives the start state and lambda(t_start), capped at
-    lambda(1) - MIN_SPAN."""
+#: The start rules by NFE per data type (rows: smallest NFE, start state, value): lambda(t_start) for
+#: "continuous", eta in the natural time u for "discrete".
+START_RULES: dict[str, tuple[tuple[int, str, float], ...]] = {
+    "continuous": CONTINUOUS_START_RULE, "discrete": DISCRETE_START_RULE}
+
+
+def start_row(kind: str, nfe: int | None) -> tuple[str, float]:
+    """(start state, value) of ``START_RULES[kind]`` at ``nfe`` calls (None: 10): the last row whose NFE is at most
+    nfe (the first row below it)."""
+    rule = START_RULES[kind]
     nfe = 10 if nfe is None else nfe
-    row = ([r for r in CONTINUOUS_START_RULE if r[0] <= nfe] or CONTINUOUS_START_RULE[:1])[-1]
-    lam = min(row[2], float(process.lam(1.0)) - MIN_SPAN)
-    return row[1], float(process.t_of_lam(torch.tensor(lam, dtype=torch.float64)))
+    row = ([r for r in rule if r[0] <= nfe] or rule[:1])[-1]
+    return row[1], row[2]
+
+
+def default_continuous_start(process: BFNProcess, nfe: int | None) -> tuple[str, float]:
+    """(start, t_start) for continuous data at ``nfe`` calls (None: 10): ``CONTINUOUS_START_RULE``'s start state
+    and lambda(t_start) (``start_row``), capped at lambda(1) - MIN_SPAN."""
+    start, lam = start_row("continuous", nfe)
+    lam = min(lam, float(process.lam(1.0)) - MIN_SPAN)
+    return start, float(process.t_of_lam(torch.tensor(lam, dtype=torch.float64)))
+
+
+def default_discrete_eta(nfe: int | None) -> float:
+    """The start of discrete data in the natural time u at ``nfe`` calls (None: 10): ``DISCRETE_START_RULE``."""
+    return start_row("discrete", nfe)[1]
 
 
 def default_start(process: BFNProcess, nfe: int | None) -> str:
@@ -142,12 +173,12 @@ def default_start(process: BFNProcess, nfe: int | None) -> str:
 
 def default_t_start(process: BFNProcess, solver: str, nfe: int | None = None) -> float:
     """The original sampler starts at the prior (t = 0); otherwise the data type's rule (``DEFAULTS``; continuous
-    data: by NFE, ``default_continuous_start``)."""
+    data: by NFE, ``default_continuous_start``; discrete: by NFE in u, ``default_discrete_eta``)."""
     if solver == "bfn":
         return 0.0
     rule = DEFAULTS[process.kind].t_start
     if rule == "eta":
-        return float(process.t_of_natural_time(torch.tensor(DEFAULTS[process.kind].eta, dtype=torch.float64)))
+        return float(process.t_of_natural_time(torch.tensor(default_discrete_eta(nfe), dtype=torch.float64)))
     if rule == "rule":
         return default_continuous_start(process, nfe)[1]
     return float(process.t_of_lam(process.lam(1.0) - DEFAULT_SPAN))
