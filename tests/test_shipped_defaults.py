@@ -1,0 +1,18 @@
+"""benchmarks/shipped_defaults.py runs and writes its table (a small smoke run: one NFE, one seed, 16 samples)."""
+import runpy
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "shipped_defaults.py"
+
+
+def test_shipped_defaults_writes_a_row_per_checkpoint(tmp_path):
+    mod = runpy.run_path(str(BENCH))
+    main = mod["main"]
+    g = main.__globals__
+    g.update(NFES=(4,), SEEDS=(0,), SAMPLES=16, OUT=tmp_path / "out.md")
+    main()
+    text = (tmp_path / "out.md").read_text()
+    for name in g["CHECKPOINTS"]:
+        assert f"## {name}:" in text
+    assert text.count("| 4 | ") == len(g["CHECKPOINTS"])
+    assert text.count("Ours below the best published at ") == len(g["CHECKPOINTS"])
