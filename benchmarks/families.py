@@ -52,9 +52,9 @@ from bfnsolvers.sampling import prior_mean
 
 if __package__ in (None, ""):       # run as a script: the sibling module by path
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from family_tables import append_row, read_rows
+    from family_tables import append_row, geometric_mean, read_rows
 else:
-    from .family_tables import append_row, read_rows
+    from .family_tables import append_row, geometric_mean, read_rows
 
 OUT = Path(__file__).resolve().parent / "results" / "families"
 PUBLISHED = ("bfn-solver1", "bfn-solver2", "bfn-solver++1", "bfn-solver++2", "bfn-solver++3", "sde-bfn-solver++2")
@@ -206,7 +206,7 @@ class Table:
 
     def score(self, m, c, k):
         a, b = self.ratio(m, c, k, "sw2"), self.ratio(m, c, k, "energy")
-        return None if a is None or b is None else math.sqrt(a * b)
+        return None if a is None or b is None else geometric_mean((a, b))
 
     def band(self, m, metric):
         return self.floor[m][f"q90_{metric}"] / self.floor[m][metric]

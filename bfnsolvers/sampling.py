@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ._checks import is_int, is_real
 from .defaults import (DEFAULT_SPAN, DEFAULT_START, DEFAULTS, FINALS, PUBLISHED_ETA, READOUTS, Final, Readout,  # noqa: F401
-                       data_kind, default_continuous_start, default_final, default_lower_order_final,
+                       data_kind, default_continuous_start, default_final, default_lower_order_final, default_start,
                        default_schedule, default_solver, default_t_start, resolve_defaults)
 from .denoiser import Cond, Denoiser
 from .processes import BFNProcess
@@ -243,8 +243,8 @@ def sample(model: Callable | Denoiser, process: BFNProcess, solver: str | None =
         raise ValueError("z_start must be a finite tensor with a batch dimension (B, ...)")
     fixed_start = spec.name != "reference" and float(t_start) > 0 and z_start is None
     if start is None:       # a list of times keeps the calls it names: the default start applies to named grids
-        rule = (default_continuous_start(process, nfe)[0] if DEFAULTS[kind].t_start == "rule" else DEFAULT_START)
-        start = rule if fixed_start and isinstance(schedule, str) and _grid_fits(nfe, final, spec) else "zero"
+        named = fixed_start and isinstance(schedule, str) and _grid_fits(nfe, final, spec)
+        start = default_start(process, nfe) if named else "zero"
     if start not in STARTS:
         raise ValueError(f"start must be one of {STARTS}, got {start!r}")
     extra = start == "prior-mean"

@@ -148,12 +148,12 @@ def test_energy_distance_brute_force_and_closed_form():
 def test_default_start_rule_for_discrete_data(monkeypatch):
     """DEFAULT_START (discrete and discretised data) applies to named grids whose nfe - 1 calls still make a grid;
     "zero" today."""
-    import bfnsolvers.sampling as sampling
+    import bfnsolvers.defaults as defaults
     from bfnsolvers.defaults import DEFAULT_START
     assert DEFAULT_START == "zero"
     oracle, process = markov_problem()
     g = lambda: torch.Generator().manual_seed(0)
-    monkeypatch.setattr(sampling, "DEFAULT_START", "prior-mean")
+    monkeypatch.setattr(defaults, "DEFAULT_START", "prior-mean")
     x, info = bfnsolvers.sample(oracle, process, "bfn-solver++2", nfe=10, shape=(4, 5), generator=g())
     y, _ = bfnsolvers.sample(oracle, process, "bfn-solver++2", nfe=10, shape=(4, 5), generator=g(), start="prior-mean")
     assert info.nfe == 10 and len(info.times) == 9 and torch.equal(x, y)
