@@ -326,6 +326,9 @@ def _edge_windows(m: torch.Tensor, s: torch.Tensor, K: int, max_chunk_elems: int
 #: error, measured against the float64 edge sum over mu_x in [-1.5, 1.5] for K = 256, is 4e-8 at 1.5 bins with
 #: 2 terms (under float32 rounding, ~1e-7) and 4e-16 at 8 bins with 4 terms (tests/test_kernels.py checks both).
 EM_WIDE = {torch.float32: (1.5, 2), torch.float64: (8.0, 4)}
+#: sigma_x in bins from which one Euler-Maclaurin term is as exact (float32, K >= 64: 1.5e-7 at 8 bins vs 1.1e-7
+#: with two; the same from 10 bins on; tests/test_kernels.py checks): most sampling steps, 12 ops fewer.
+EM_ONE_TERM = {torch.float32: 8.0, torch.float64: math.inf}
 #: The fewest bins for which ``mean_wide`` is used: its remainder grows with the bin width h = 2/K (5e-7 at K = 27,
 #: 1.5 bins, float32), and below this K the windowed sum has at most 62 edges anyway.
 EM_MIN_K = 64
@@ -337,7 +340,12 @@ _SQRTPI = math.sqrt(math.pi)
 _EXP_M40 = math.exp(-40.0)
 
 
-def mean_wide(mu_x: torch.Tensor, sigma_x: torch.Tensor, K: int, terms: int) -> torch.Tensor:
+#: |x| from which erfc(x) is 0 (or 2) to the dtype: arguments are clamped there, since erfc's slow path for
+#: underflowing results costs ~8x its normal time on x86 (49k float32: 0.86 ms at x = 12 vs 0.10 ms at x = 9).
+ERFC_CLAMP = {torch.float32: 9.0, torch.float64: 26.0}
+
+
+def mean_wide(mu_x: torch.Tensor, sigma_x: torch.Tensor, K: int, terms: int, far_saturated: bool = False) -> torch.Tensor:
     """The mean -(h/2) sum_{j=1}^{K-1} f(e_j), f(e) = erf((e - mu_x) w), w = 1/(sqrt2 sigma_x), h = 2/K, in
     closed form by Euler-Maclaurin (a few erf / exp per element instead of one erf per edge): with
     G(x) = x erf x + e^{-x^2}/sqrt(pi), a = (-1 - mu_x) w, b = (1 - mu_x) w,
@@ -348,31 +356,40 @@ def mean_wide(mu_x: torch.Tensor, sigma_x: torch.Tensor, K: int, terms: int) -> 
     beta_k = B_2(k+1) / (2 (2k+2)!). The remainder is O((h w / (2 pi))^(2 terms)) times e^{-x^2} factors: it is
     below the dtype's rounding from ``EM_WIDE`` bins on (where the interior ripple, O(e^{-2 pi^2 sigma^2/h^2}),
     is too). The mean is odd in mu_x, so it is computed at |mu_x| (then b^2 <= a^2, g_b >= g_a) and signed:
-    g_b - g_a = -g_b expm1(-4 |mu_x| w^2) without cancellation or overflow when sigma_x is large."""
+    g_b - g_a = -g_b expm1(-4 |mu_x| w^2) without cancellation or overflow when sigma_x is large.
+    ``far_saturated``: the caller knows that erf at the far end is 1 to the dtype for every element
+    ((1 + |mu_x|) w >= w >= ERF_SATURATION), so its erf and e^{-a^2} terms (below the rounding) are left out."""
     h = 2.0 / K
     c = 1.0 - h / 2
+    lim = ERFC_CLAMP[mu_x.dtype]
     # few temporaries, updated in place: each fresh state-sized buffer can cost page faults (glibc returns large
     # freed blocks to the system), which on CPU cost more than the arithmetic here
     m = mu_x.abs()
     w = sigma_x.reciprocal().mul_(1.0 / SQRT2)
-    b = torch.sub(m, 1.0).mul_(w)                        # -b of the docstring
-    a = torch.add(m, 1.0).mul_(w)                        # -a of the docstring
+    # -b and -a of the docstring, clamped where erfc is 0 / 2 to the dtype (the squares below clamp at 40 < lim^2)
+    b = torch.sub(m, 1.0).mul_(w).clamp_(-lim, lim)
     # -2x the erf part, in the docstring's a, b: (c - m) erf b + (c + m) erf a = c (erf b + erf a) - m (erf b - erf a)
     # = c (q + r - 2) - m (q - r) with q = erfc(-b), r = erfc(-a) (erfc of the arguments computed here): q - r, which
     # m multiplies, keeps its relative precision when both erf are near +-1 (m and sigma_x large), and both
     # factors have absolute errors of a few ulp of 1 everywhere (erfc of a negative argument lies in (1, 2))
-    q, r = torch.erfc(b), torch.erfc(a)
-    both = torch.add(q, r)
-    mean = both.sub_(2.0).mul_(c)
-    mean.addcmul_(torch.sub(q, r, out=q), m, value=-1.0)
-    ea, both = q, r                                       # buffers reused below
+    q = torch.erfc(b)
     # e^-40 (4e-18, times at most sigma_x / sqrt(2 pi)): negligible; and the products below stay normal in float32
     # (a subnormal operand makes an op ~100x slower on x86)
-    yb, ya = b.square_().clamp_(max=40.0), a.square_().clamp_(max=40.0)
-    gb = torch.neg(yb, out=ea).exp_()
+    yb = b.square_().clamp_(max=40.0)
+    gb = torch.neg(yb).exp_()
     w2 = w * w
-    dg = m.mul_(w2).mul_(-4.0).expm1_().mul_(gb)        # g_a - g_b = g_b expm1(-(a^2 - b^2)); m is not needed below
-    ga = torch.add(gb, dg, out=both).clamp_(min=_EXP_M40)
+    if far_saturated:                                    # r = 0, g_a = 0
+        mean = torch.sub(m, c).mul_(q).add_(2.0 * c)     # -(c (q - 2) - m q)
+        dg = torch.neg(gb)
+        a = ya = ga = None
+    else:
+        a = torch.add(m, 1.0).mul_(w).clamp_(max=lim)
+        r = torch.erfc(a)
+        mean = torch.add(q, r).sub_(2.0).mul_(c)
+        mean.addcmul_(q.sub_(r), m, value=-1.0).neg_()
+        ya = a.square_().clamp_(max=40.0)
+        dg = m.mul_(w2).mul_(-4.0).expm1_().mul_(gb)    # g_a - g_b = g_b expm1(-(a^2 - b^2)); m is not needed below
+        ga = torch.add(gb, dg, out=r).clamp_(min=_EXP_M40)
     # P(y) = sum_k beta_k v^k H_2k(y), v = (h w)^2, = sum_p C_p y^p with C_p = v^p sum_{k>=p} beta_k H_2k[p] v^(k-p);
     # the correction is -(2/sqrt pi) w h^2 (C_0 (g_b - g_a) + sum_{p>=1} C_p (y_b^p g_b - y_a^p g_a)) and the erf
     # part's -(g_b - g_a) / (2 w sqrt pi) joins the C_0 term (1/(2w) = sigma_x / sqrt2)
@@ -391,13 +408,15 @@ def mean_wide(mu_x: torch.Tensor, sigma_x: torch.Tensor, K: int, terms: int) -> 
     dg.mul_(coefficient(0).add_(sigma_x, alpha=SQRT2 / (2.0 * _SQRTPI)))
     if terms > 1:                                        # Horner in y: y (C_1 + y (C_2 + ...)) for b and a at once
         rb = coefficient(terms - 1)
-        ra = rb.clone()
+        ra = None if far_saturated else rb.clone()
         for p in reversed(range(1, terms - 1)):
             cp = coefficient(p)
             rb.mul_(yb).add_(cp)
-            ra.mul_(ya).add_(cp)
-        dg.sub_(rb.mul_(yb).mul_(gb).sub_(ra.mul_(ya).mul_(ga)))
-    return mean.mul_(-0.5).add_(dg).copysign_(mu_x)
+            if ra is not None:
+                ra.mul_(ya).add_(cp)
+        rb.mul_(yb).mul_(gb)
+        dg.sub_(rb if ra is None else rb.sub_(ra.mul_(ya).mul_(ga)))
+    return mean.mul_(0.5).add_(dg).copysign_(mu_x)
 
 
 #: sigma_x in bins from which ``mean_ripple`` (3 harmonics) is exact to the dtype: its truncation error vs the
@@ -444,10 +463,16 @@ def _mean_forward(mu_x: torch.Tensor, sigma_x: torch.Tensor, K: int, max_chunk_e
         return torch.empty_like(m).view(mu_x.shape)
     h = 2.0 / K
     bins, terms = EM_WIDE[m.dtype]
+    s_min, s_max = torch.aminmax(s)
+    # erf at the far end, (1 + |mu_x|) / (sqrt2 sigma_x) >= 1 / (sqrt2 s_max), is 1 to the dtype for every element
+    far_saturated = bool(s_max * (ERF_SATURATION[m.dtype] * SQRT2) <= 1.0)
+    if K >= EM_MIN_K and bool(s_min >= bins * h):       # one closed form for all (no masks): most steps
+        terms = 1 if bool(s_min >= EM_ONE_TERM[m.dtype] * h) else terms
+        return mean_wide(m, s, K, terms, far_saturated).view(mu_x.shape)
     wide = s >= bins * h if K >= EM_MIN_K else torch.zeros_like(m, dtype=torch.bool)
     inner = torch.addcmul(m.abs(), s, torch.full((), ERF_SATURATION[m.dtype] * SQRT2, dtype=m.dtype)) <= 1.0
     ripple = inner.logical_and_(s >= RIPPLE_MIN_BINS[m.dtype] * h).logical_and_(~wide)
-    paths = [(wide, lambda a, b: mean_wide(a, b, K, terms)), (ripple, lambda a, b: mean_ripple(a, b, K)),
+    paths = [(wide, lambda a, b: mean_wide(a, b, K, terms, far_saturated)), (ripple, lambda a, b: mean_ripple(a, b, K)),
              (~(wide | ripple), lambda a, b: _mean_windowed(a, b, K, max_chunk_elems))]
     counts = torch.stack([mask.sum() for mask, _ in paths]).tolist()
     if counts[2] == m.numel():

@@ -302,6 +302,17 @@ def test_mean_wide_closed_form(K: int, dtype: torch.dtype, tol: float) -> None:
     narrow = torch.full_like(mu_x, 0.35 * h)
     off = (ref.mean_wide(mu_x, narrow, K, terms).double() - (_dense64(mu_x, narrow, K) * c64).sum(-1)).abs().max()
     assert float(off) > 1e-6
+    # the far end left out where the caller may (sigma_x <= 1 / (sqrt2 ERF_SATURATION) for all): same accuracy;
+    # and it is a real approximation: far off where sigma_x is wider
+    sat = 1.0 / (math.sqrt(2) * ref.ERF_SATURATION[dtype])
+    keep = sigma_x <= sat
+    got = ref.mean_wide(mu_x[keep], sigma_x[keep], K, terms, far_saturated=True)
+    torch.testing.assert_close(got.double(), want[keep], rtol=0, atol=tol)
+    one = sigma_x >= ref.EM_ONE_TERM[dtype] * h                  # one term enough from there on
+    torch.testing.assert_close(ref.mean_wide(mu_x[one], sigma_x[one], K, 1).double(), want[one], rtol=0, atol=tol)
+    wide = ~keep & (mu_x.abs() < 1)
+    off = (ref.mean_wide(mu_x[wide], sigma_x[wide], K, terms, far_saturated=True).double() - want[wide]).abs().max()
+    assert float(off) > 1e-3
 
 
 @pytest.mark.parametrize("K", [27, 256, 1000])
@@ -345,7 +356,7 @@ def test_mean_paths_split_per_element(dtype: torch.dtype) -> None:
     for sigma_x in (wide, mid, narrow, mixed):
         got = ref.discretised_gaussian_mean(mu_x, sigma_x, K)
         torch.testing.assert_close(got.double(), (_dense64(mu_x, sigma_x, K) * c64).sum(-1), rtol=0, atol=tol)
-    alone = torch.where(pick == 0, ref.mean_wide(mu_x, wide, K, terms),
+    alone = torch.where(pick == 0, ref.discretised_gaussian_mean(mu_x, wide, K),
                         torch.where(pick == 1, ref.discretised_gaussian_mean(mu_x, mid, K),
                                     ref.discretised_gaussian_mean(mu_x, narrow, K)))
     assert torch.equal(ref.discretised_gaussian_mean(mu_x, mixed, K), alone)
