@@ -362,39 +362,45 @@ def mean_wide(mu_x: torch.Tensor, sigma_x: torch.Tensor, K: int, terms: int, far
     h = 2.0 / K
     c = 1.0 - h / 2
     lim = ERFC_CLAMP[mu_x.dtype]
-    # few temporaries, updated in place: each fresh state-sized buffer can cost page faults (glibc returns large
-    # freed blocks to the system), which on CPU cost more than the arithmetic here
-    m = mu_x.abs()
-    w = sigma_x.reciprocal().mul_(1.0 / SQRT2)
+    # six or seven state-sized buffers, each reused once free (noted at the right): a fresh buffer can cost page
+    # faults (glibc returns large freed blocks to the system), which on CPU cost more than the arithmetic here
+    m = mu_x.abs()                                            # m
+    w = sigma_x.reciprocal().mul_(1.0 / SQRT2)                # w
     # -b and -a of the docstring, clamped where erfc is 0 / 2 to the dtype (the squares below clamp at 40 < lim^2)
-    b = torch.sub(m, 1.0).mul_(w).clamp_(-lim, lim)
+    b = torch.sub(m, 1.0).mul_(w).clamp_(-lim, lim)          # b
+    q = torch.erfc(b)                                         # q
     # -2x the erf part, in the docstring's a, b: (c - m) erf b + (c + m) erf a = c (erf b + erf a) - m (erf b - erf a)
     # = c (q + r - 2) - m (q - r) with q = erfc(-b), r = erfc(-a) (erfc of the arguments computed here): q - r, which
     # m multiplies, keeps its relative precision when both erf are near +-1 (m and sigma_x large), and both
     # factors have absolute errors of a few ulp of 1 everywhere (erfc of a negative argument lies in (1, 2))
-    q = torch.erfc(b)
+    if far_saturated:                                         # r = 0, g_a = 0
+        mean = torch.sub(m, c).mul_(q).add_(2.0 * c)         # mean: -(c (q - 2) - m q)
+        free, ya = q, None
+    else:
+        a = torch.add(m, 1.0).mul_(w).clamp_(max=lim)         # a
+        r = torch.erfc(a)                                     # r
+        mean = torch.add(q, r).sub_(2.0).mul_(c)              # mean
+        mean.addcmul_(q.sub_(r), m, value=-1.0).neg_()
+        free, ya = r, a.square_().clamp_(max=40.0)            # q, r free; a -> a^2
     # e^-40 (4e-18, times at most sigma_x / sqrt(2 pi)): negligible; and the products below stay normal in float32
     # (a subnormal operand makes an op ~100x slower on x86)
-    yb = b.square_().clamp_(max=40.0)
-    gb = torch.neg(yb).exp_()
-    w2 = w * w
-    if far_saturated:                                    # r = 0, g_a = 0
-        mean = torch.sub(m, c).mul_(q).add_(2.0 * c)     # -(c (q - 2) - m q)
-        dg = torch.neg(gb)
-        a = ya = ga = None
+    yb = b.square_().clamp_(max=40.0)                         # b -> b^2
+    gb = torch.neg(yb, out=free).exp_()                       # r (or q) -> g_b
+    w2 = torch.mul(w, w, out=q if not far_saturated else None)
+    if far_saturated:
+        dg = torch.neg(gb, out=m)                             # m -> g_a - g_b
     else:
-        a = torch.add(m, 1.0).mul_(w).clamp_(max=lim)
-        r = torch.erfc(a)
-        mean = torch.add(q, r).sub_(2.0).mul_(c)
-        mean.addcmul_(q.sub_(r), m, value=-1.0).neg_()
-        ya = a.square_().clamp_(max=40.0)
-        dg = m.mul_(w2).mul_(-4.0).expm1_().mul_(gb)    # g_a - g_b = g_b expm1(-(a^2 - b^2)); m is not needed below
-        ga = torch.add(gb, dg, out=r).clamp_(min=_EXP_M40)
+        dg = m.mul_(w2).mul_(-4.0).expm1_().mul_(gb)         # m -> g_a - g_b = g_b expm1(-(a^2 - b^2))
     # P(y) = sum_k beta_k v^k H_2k(y), v = (h w)^2, = sum_p C_p y^p with C_p = v^p sum_{k>=p} beta_k H_2k[p] v^(k-p);
     # the correction is -(2/sqrt pi) w h^2 (C_0 (g_b - g_a) + sum_{p>=1} C_p (y_b^p g_b - y_a^p g_a)) and the erf
     # part's -(g_b - g_a) / (2 w sqrt pi) joins the C_0 term (1/(2w) = sigma_x / sqrt2)
-    v = w2.mul_(h * h)
-    scale = w.mul_(2.0 * h * h / _SQRTPI)
+    v = w2.mul_(h * h)                                        # w2 -> v
+    scale = w.mul_(2.0 * h * h / _SQRTPI)                     # w -> scale
+    erf_part = SQRT2 / (2.0 * _SQRTPI)
+    if terms == 1:                                            # C_0 = beta_0 scale: no polynomial, no g_a
+        dg.mul_(torch.mul(scale, _EM_BETA[0], out=v).add_(sigma_x, alpha=erf_part))
+        return mean.mul_(0.5).add_(dg).copysign_(mu_x)
+    ga = None if far_saturated else torch.add(gb, dg).clamp_(min=_EXP_M40)
 
     def coefficient(p: int) -> torch.Tensor:
         acc = None
@@ -405,17 +411,17 @@ def mean_wide(mu_x: torch.Tensor, sigma_x: torch.Tensor, K: int, terms: int, far
             acc.mul_(v)
         return acc.mul_(scale)
 
-    dg.mul_(coefficient(0).add_(sigma_x, alpha=SQRT2 / (2.0 * _SQRTPI)))
-    if terms > 1:                                        # Horner in y: y (C_1 + y (C_2 + ...)) for b and a at once
-        rb = coefficient(terms - 1)
-        ra = None if far_saturated else rb.clone()
-        for p in reversed(range(1, terms - 1)):
-            cp = coefficient(p)
-            rb.mul_(yb).add_(cp)
-            if ra is not None:
-                ra.mul_(ya).add_(cp)
-        rb.mul_(yb).mul_(gb)
-        dg.sub_(rb if ra is None else rb.sub_(ra.mul_(ya).mul_(ga)))
+    dg.mul_(coefficient(0).add_(sigma_x, alpha=erf_part))
+    # Horner in y: y (C_1 + y (C_2 + ...)) for b and a at once
+    rb = coefficient(terms - 1)
+    ra = None if far_saturated else rb.clone()
+    for p in reversed(range(1, terms - 1)):
+        cp = coefficient(p)
+        rb.mul_(yb).add_(cp)
+        if ra is not None:
+            ra.mul_(ya).add_(cp)
+    rb.mul_(yb).mul_(gb)
+    dg.sub_(rb if ra is None else rb.sub_(ra.mul_(ya).mul_(ga)))
     return mean.mul_(0.5).add_(dg).copysign_(mu_x)
 
 

@@ -52,13 +52,15 @@ class DiscretisedBFN(ContinuousBFN):
             raise ValueError(f"eps_gaussian output must have shape {tuple(z.shape) + (2,)}, got {tuple(output.shape)}")
         mu_x = self._eps_to_x(z, output[..., 0], t)
         tt, _, noise_ratio, below = self._coefficients(t, z)
-        sigma_x = noise_ratio * output[..., 1].clamp(-10, 10).exp()
+        log_sigma = output[..., 1].clamp(-10, 10)
+        grad = log_sigma.requires_grad                           # in place (one fresh buffer) unless autograd needs it
+        sigma_x = noise_ratio * log_sigma.exp() if grad else log_sigma.exp_().mul_(noise_ratio)
         if below:                                                # a host number below t_min: every element
             sigma_x = torch.ones_like(sigma_x)
         elif below is None:                                      # not a host number: where (a host number above
             # t_min needs none: no sync, no full-state where)
             sigma_x = torch.where(tt < self.t_min, torch.ones_like(sigma_x), sigma_x)
-        sigma_x = sigma_x.clamp(SIGMA_X_MIN, SIGMA_X_MAX)
+        sigma_x = sigma_x.clamp(SIGMA_X_MIN, SIGMA_X_MAX) if grad else sigma_x.clamp_(SIGMA_X_MIN, SIGMA_X_MAX)
         return DiscretisedGaussian(mu_x, sigma_x, self.num_bins)
 
     def sender_kl(self, x: Tensor, dist, acc: Tensor, generator: torch.Generator | None = None) -> Tensor:
