@@ -35,9 +35,9 @@ def multistep_data_term(history: list[tuple[float, Tensor]], lam_next: float) ->
         return -phi_1 * m0
     l1, m1 = history[1]
     r0 = (l0 - l1) / h
-    d1_0 = (m0 - m1).div_(r0)                       # in place on fresh temporaries only (same ops, same numbers)
-    if k == 2:
-        return (m0 + d1_0.mul_(0.5)).mul_(-phi_1)
+    if k == 2:                                      # -phi_1 (m0 + (m0 - m1) / (2 r0)), scalars fused
+        return torch.sub(m0, m1).mul_(-phi_1 / (2 * r0)).add_(m0, alpha=-phi_1)
+    d1_0 = torch.sub(m0, m1).div_(r0)
     l2, m2 = history[2]
     r1 = (l1 - l2) / h
     d1_1 = (m1 - m2) / r1
@@ -62,15 +62,15 @@ def corrector_term(history: list[tuple[float, Tensor]], lam_prev: float, m_prev:
     h = lam_now - lam_prev
     phi_1 = math.expm1(-h)
     phi_2 = phi_1 / h + 1
-    d_a = (m_now - m_prev).div_(h)                  # in place on fresh temporaries only (same ops, same numbers)
+    d_a = torch.sub(m_now, m_prev).div_(h)          # in place on fresh temporaries only; scalars fused as alpha
     if not history:
-        return (-phi_1 * m_prev).add_(d_a.mul_(phi_2 * h))
+        return d_a.mul_(phi_2 * h).add_(m_prev, alpha=-phi_1)
     l_b, m_b = history[0]
     h0 = lam_prev - l_b
-    c = (m_prev - m_b).div_(h0).neg_().add_(d_a).div_(h + h0)         # (d_a - (m_prev - m_b) / h0) / (h + h0)
+    c = torch.sub(m_b, m_prev).div_(h0).add_(d_a).div_(h + h0)       # (d_a - (m_prev - m_b) / h0) / (h + h0)
     phi_3 = phi_2 / h - 0.5
-    slope = torch.mul(c, h).neg_().add_(d_a).mul_(phi_2 * h)          # phi_2 h (d_a - c h)
-    return torch.mul(m_prev, -phi_1).add_(slope).sub_(c.mul_(2 * h * h * phi_3))
+    term = torch.add(d_a, c, alpha=-h).mul_(phi_2 * h)               # phi_2 h (d_a - c h)
+    return term.add_(m_prev, alpha=-phi_1).add_(c, alpha=-2 * h * h * phi_3)
 
 
 @torch.no_grad()
@@ -88,12 +88,12 @@ def bfn_solver_pp(model: Denoiser, z: Tensor, ts: Tensor, *, order: int = 2, low
     for i in range(n):
         x0 = model(z, times[i])
         if corrector and history:
-            z = torch.mul(z_prev, s[i] / s[i - 1]).add_(corrector_term(history[1:2], *history[0], lam[i], x0).mul_(a[i]))
+            z = corrector_term(history[1:2], *history[0], lam[i], x0).mul_(a[i]).add_(z_prev, alpha=s[i] / s[i - 1])
         z_prev = z
         history = [(lam[i], x0)] + history[: max(order, 2) - 1]
         term = multistep_data_term(history[: step_order(order, i, n, lower_order_final)], lam[i + 1])
         notify(callback, i, times[i], z, x0)
-        z = ((s[i + 1] / s[i]) * z).add_(term.mul_(a[i + 1]))   # fresh tensors: z is the callback's, untouched
+        z = term.mul_(a[i + 1]).add_(z, alpha=s[i + 1] / s[i])   # term is fresh: z is the callback's, untouched
     return z
 
 
