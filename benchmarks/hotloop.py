@@ -238,6 +238,23 @@ def mean_by_sigma(repeats: int) -> list[dict]:
     return rows
 
 
+def mean_by_size(repeats: int) -> list[dict]:
+    """The closed-form mean over the whole state at once vs in ``WIDE_CHUNK`` chunks (what ``_mean_forward`` does
+    above 2 chunks), by state size, at sigma_x = 0.1 (far end saturated) and 0.3 (both ends)."""
+    ref = kernels.reference
+    rows = []
+    for n in (math.prod(SHAPE), 4 * math.prod(SHAPE), 16 * math.prod(SHAPE)):
+        mu = 0.6 * torch.randn(n, generator=torch.Generator().manual_seed(4))
+        for sig in (0.1, 0.3):
+            s = torch.full((n,), sig)
+            far = sig * ref.ERF_SATURATION[torch.float32] * ref.SQRT2 <= 1.0
+            rows.append({"n": n, "sigma_x": sig,
+                         "whole_ms": _cpu_median_ms(lambda: ref.mean_wide(mu, s, K, 1, far), repeats),
+                         "used_ms": _cpu_median_ms(lambda: ref._mean_forward(mu, s, K, 1 << 18), repeats)})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def binary_times(repeats: int) -> dict:
     """K = 2: Categorical probabilities by softmax vs by the sigmoid of the logit difference."""
     from bfnsolvers.distributions import softmax_last
@@ -297,8 +314,8 @@ def floor_times(repeats: int) -> dict:
 
 
 def write_report(path: Path, cmd: str, mem: list[dict], times: list[dict], means: list[dict], by_sigma: list[dict],
-                 agree: dict, binary: dict, floor: dict, load: tuple[float, float, float] | None,
-                 repeats: int) -> None:
+                 agree: dict, binary: dict, floor: dict, by_size: list[dict],
+                 load: tuple[float, float, float] | None, repeats: int) -> None:
     n = math.prod(SHAPE)
     L = [f"# Hot loop on discretised data ({'x'.join(map(str, SHAPE))}, K = {K}): before vs after", "",
          f"Command: `{cmd}`", "", f"Machine: {machine()}", ""]
@@ -370,6 +387,13 @@ def write_report(path: Path, cmd: str, mem: list[dict], times: list[dict], means
           "| sigma_x (bins) | window (edges) | mean new | mean windowed |", "|---|---|---|---|"]
     for r in by_sigma:
         L.append(f"| {r['bins']:g} | {r['window']} | {r['new_ms']:.2f} | {r['windowed_ms']:.2f} |")
+    L += ["", f"## The closed-form mean by state size (CPU ms, median; chunks of {kernels.reference.WIDE_CHUNK} "
+          "elements above two chunks)", "",
+          "| elements | sigma_x | whole state at once | as used (chunked above 2 chunks) | whole / used |",
+          "|---|---|---|---|---|"]
+    for r in by_size:
+        L.append(f"| {r['n']} | {r['sigma_x']} | {r['whole_ms']:.2f} | {r['used_ms']:.2f} | "
+                 f"{r['whole_ms'] / r['used_ms']:.2f}x |")
     L += ["", "## Samples, new vs the earlier variants (same generator seed)", "",
           "| solver | vs | max abs difference | fraction of elements differing by > 1e-4 |", "|---|---|---|---|"]
     for key, a in agree.items():
@@ -420,7 +444,8 @@ def main() -> None:
     agree = agreement()
     binary = binary_times(args.repeats)
     floor = floor_times(args.repeats)
-    write_report(args.out, cmd, mem, times, means, by_sigma, agree, binary, floor, load, args.repeats)
+    by_size = mean_by_size(args.repeats)
+    write_report(args.out, cmd, mem, times, means, by_sigma, agree, binary, floor, by_size, load, args.repeats)
     print(f"wrote {args.out}")
 
 

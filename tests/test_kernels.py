@@ -315,6 +315,15 @@ def test_mean_wide_closed_form(K: int, dtype: torch.dtype, tol: float) -> None:
     assert float(off) > 1e-3
 
 
+def test_mean_wide_chunked_is_whole() -> None:
+    """Above two ``WIDE_CHUNK`` chunks the closed form runs chunk by chunk: the same numbers as at once."""
+    n = 2 * ref.WIDE_CHUNK + 1234
+    mu_x = 0.6 * torch.randn(n, generator=torch.Generator().manual_seed(0))
+    for sig, far in ((0.1, True), (0.3, False)):
+        sigma_x = torch.full((n,), sig)
+        assert torch.equal(ref.discretised_gaussian_mean(mu_x, sigma_x, 256), ref.mean_wide(mu_x, sigma_x, 256, 1, far))
+
+
 @pytest.mark.parametrize("K", [27, 256, 1000])
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 2e-7), (torch.float64, 1e-14)])
 def test_mean_ripple_closed_form(K: int, dtype: torch.dtype, tol: float) -> None:
