@@ -461,7 +461,7 @@ def _mean_windowed(m: torch.Tensor, s: torch.Tensor, K: int, max_chunk_elems: in
 
 
 #: Elements per chunk of the closed-form mean on large states (its ~7 buffers then fit a CPU core's L2 cache:
-#: 786k elements take 9.0 ms in chunks of 2^15 vs 19 ms whole; 49k whole is fastest: benchmarks/hotloop.py).
+#: 1.4-1.9x faster from 196k elements on, interleaved: benchmarks/hotloop.py; 49k whole is fastest).
 WIDE_CHUNK = 1 << 15
 
 
