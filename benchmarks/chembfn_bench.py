@@ -100,9 +100,10 @@ def moses_smiles(split: str) -> list[str]:
 
 
 def draw(net, model, process, config: str, nfe: int, n: int, batch: int, length: int, seed: int,
-         mlp=None) -> list[str]:
-    """n SMILES from one config at one NFE (batches seeded 1000 * seed + b). NFE counts data predictions:
-    with a label and guidance both ChemBFN and bfnsolvers spend two network passes per prediction."""
+         mlp=None) -> tuple[list[str], torch.Tensor]:
+    """n SMILES and their sampled token ids (n, length) from one config at one NFE (batches seeded
+    1000 * seed + b). NFE counts data predictions: with a label and guidance both ChemBFN and bfnsolvers
+    spend two network passes per prediction."""
     from bfnsolvers import sample
     from bfnsolvers.integrations.chembfn import chembfn_grid, tokens_to_smiles
     kind, opts = parse_config(config)
@@ -110,6 +111,7 @@ def draw(net, model, process, config: str, nfe: int, n: int, batch: int, length:
     if label is not None and mlp is None:
         raise SystemExit(f"{config}: a target class needs the label MLP (--mlp)")
     out: list[str] = []
+    toks: list[torch.Tensor] = []
     for b in range(math.ceil(n / batch)):
         size, s = min(batch, n - b * batch), 1000 * seed + b
         c = None if label is None else torch.full((size, 1), label, dtype=torch.long)
@@ -132,7 +134,8 @@ def draw(net, model, process, config: str, nfe: int, n: int, batch: int, length:
             tok, _ = sample(model, process, kind, shape=(size, length), readout_as="mode",
                             generator=torch.Generator().manual_seed(s), **kw)
         out += tokens_to_smiles(tok)
-    return out
+        toks.append(tok)
+    return out, torch.cat(toks)
 
 
 def load_done(path: Path) -> set[tuple]:
@@ -203,7 +206,7 @@ def run(args) -> None:
             bar.update(task, description=f"{config} NFE {nfe} seed {seed}")
             t0 = time.perf_counter()
             with torch.no_grad():
-                smiles = draw(net, model, process, config, nfe, args.n, args.batch, args.length, seed, mlp)
+                smiles, tokens = draw(net, model, process, config, nfe, args.n, args.batch, args.length, seed, mlp)
             wall = time.perf_counter() - t0
             m = molecule_metrics(smiles, train)
             valid = m.pop("valid_smiles")
@@ -216,8 +219,10 @@ def run(args) -> None:
                     m.update(target=label, **hit_rate(valid, thresholds, label))
             if stats is not None:
                 m["fcd"] = stats.distance(valid)
-            with gzip.open(args.out / "samples" / f"{config.replace(':', '_')}_nfe{nfe}_s{seed}.txt.gz", "wt") as f:
+            stem = args.out / "samples" / f"{config.replace(':', '_')}_nfe{nfe}_s{seed}"
+            with gzip.open(f"{stem}.txt.gz", "wt") as f:
                 f.write("\n".join(smiles) + "\n")
+            torch.save(tokens.to(torch.uint8), f"{stem}.tokens.pt")  # the sampled ids, for the NLL
             rec = {"config": config, "nfe": nfe, "seed": seed, "length": args.length, "ckpt": str(args.ckpt),
                    "ckpt_sha256": ckpt_id, "wall_s": wall, "threads": args.threads, **m}
             with open(results, "a") as f:
