@@ -72,6 +72,21 @@ def test_wrapper_and_process_match_chembfn(tiny):
 
 
 @needs_chem
+def test_loss_inf_is_chembfns_training_loss(tiny):
+    """process.loss_inf (the L_inf of evaluate_nll) equals ChemBFN's own cts_loss summed over tokens and
+    classes, given the same t and the same noise: K (e_x - e_hat)^2 alpha(t) / 2 with its schedule."""
+    model, process, _ = tiny
+    x = torch.randint(0, model.net.K, (6, 12), generator=torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(7)
+    t = torch.rand(6, generator=gen)                       # loss_inf draws t first, then the flow's noise
+    torch.set_rng_state(gen.get_state())
+    with torch.no_grad():
+        theirs_, _ = model.net.cts_loss(x, t.reshape(-1, 1, 1), None, reduction="none")
+        ours_ = process.loss_inf(model, x, torch.Generator().manual_seed(7))
+    assert torch.allclose(ours_, theirs_.sum((-1, -2)), rtol=1e-4, atol=1e-6)
+
+
+@needs_chem
 def test_bfn_mode_reproduces_chembfn_sample(tiny):
     model, process, ref = tiny
     tok, ent = ours(model, process, "bfn", 4, 12, 10, 0, draw="mode")
