@@ -4,8 +4,9 @@ Every cell (config, NFE, seed) draws ``--n`` SMILES of length ``--length`` in ba
 (batch b seeded with 1000 * seed + b, for ChemBFN through ``torch.manual_seed``, for bfnsolvers
 through a ``torch.Generator``: the same stream), scores them and appends one JSON line to
 ``<out>/results.jsonl``; a cell already there is skipped (resumable). Samples go to
-``<out>/samples/<config>_nfe<NFE>_s<seed>.txt.gz``. ``--report`` writes ``report.md`` and
-``metrics.png`` from the JSONL without sampling.
+``<out>/samples/<config>_nfe<NFE>_s<seed>.txt.gz`` (decoded strings) and ``.tokens.pt`` (the sampled ids,
+uint8). ``--report`` writes ``report.md`` and ``metrics.png`` from the JSONL (and ``chembfn_nll.py``'s
+``nll.jsonl``) without sampling.
 
 NFE = network calls per sample: ChemBFN with n steps spends n + 1 (its final call at t = 1), so
 ``chem:*`` at NFE N runs N - 1 steps (``--chem-steps`` adds cells at ChemBFN's own step counts, e.g.

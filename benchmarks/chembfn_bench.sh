@@ -6,7 +6,7 @@
 # but the tuning one).
 # Usage: benchmarks/chembfn_bench.sh STAGE      (BEST="cfg1 cfg2 ..." for head / curves / guided)
 set -euo pipefail
-STAGE=${1:?stage: prune ref tune head bfn100 curves guided guided100 fill report}
+STAGE=${1:?stage: prune ref tune head bfn100 curves guided guided100 fill nll report}
 OUT=${OUT:-benchmarks/results/chembfn}
 CK=${CK:-checkpoints/chembfn-moses.pt}
 MLP=${MLP:-checkpoints/chembfn-moses-mlp.pt}
@@ -45,6 +45,8 @@ case $STAGE in
           $B --nfe 100 --configs sde-bfn-solver2-s+ns0.1 sde-bfn-unipc3-t+ns0.25+T0.7 --n ${N_FILL:-500} --seeds 0
           $B --nfe --chem-steps 100 --configs chem:ODE:1.0 --n ${N_FILL:-500} --seeds 0
           $B --nfe 100 --configs sde-bfn-unipc3-t+ns0 --n ${N_FILL:-500} --seeds 0 ;;
+  # the checkpoint's NLL (negative ELBO) of the first 200 samples of every report-seed cell and of MOSES test
+  nll)    python benchmarks/chembfn_nll.py --ckpt $CK --mlp $MLP --out $OUT --n ${N_NLL:-200} --repeats 4 ;;
   report) python benchmarks/chembfn_bench.py --out $OUT --report ;;
   *) echo "unknown stage $STAGE" >&2; exit 2 ;;
 esac

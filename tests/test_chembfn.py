@@ -286,3 +286,25 @@ def test_chembfn_ode_step_is_the_flow_draw_with_p():
             z = b * (K * p - 1) + (K * b * T) ** 0.5 * torch.randn(z.shape, generator=g)
         if mask is not None:
             assert mask[x].all()
+
+
+@needs_chem
+def test_nll_bench_retokenises_and_scores(tiny):
+    """benchmarks/chembfn_nll.py: strings -> ChemBFN's tokens padded to the length (too long: skipped), and
+    its per-cell summary is evaluate_nll's (per molecule and per position)."""
+    import runpy
+    from types import SimpleNamespace
+    from bfnsolvers.integrations.chembfn import smiles_to_tokens, tokens_to_smiles
+    from bfnsolvers.train import evaluate_nll
+    mod = runpy.run_path(str(Path(__file__).resolve().parents[1] / "benchmarks" / "chembfn_nll.py"))
+    model, process, _ = tiny
+    smiles = ["CCO", "c1ccccc1Cl", "C" * 40, "[nH]1cccc1"]
+    x, kept = mod["retokenise"](smiles, 20)
+    assert kept == [0, 1, 3] and x.shape == (3, 20)
+    assert torch.equal(x[1, :11], smiles_to_tokens(["c1ccccc1Cl"])[0]) and not x[1, 11:].any()
+    assert tokens_to_smiles(x) == [smiles[i] for i in kept]
+    args = SimpleNamespace(seed=3, repeats=2, batch=2)
+    m, per = mod["score"](model, process, x, 20, args)
+    est = evaluate_nll(model, process, x, seed=3, repeats=2, batch_size=2)
+    torch.testing.assert_close(per, est.nll)
+    assert m["nll"] == pytest.approx(est.nll.mean().item()) and m["nll_per_pos"] == pytest.approx(m["nll"] / 20)
