@@ -4,8 +4,9 @@ Every cell (config, NFE, seed) draws ``--n`` SMILES of length ``--length`` in ba
 (batch b seeded with 1000 * seed + b, for ChemBFN through ``torch.manual_seed``, for bfnsolvers
 through a ``torch.Generator``: the same stream), scores them and appends one JSON line to
 ``<out>/results.jsonl``; a cell already there is skipped (resumable). Samples go to
-``<out>/samples/<config>_nfe<NFE>_s<seed>.txt.gz``. ``--report`` writes ``report.md`` and
-``metrics.png`` from the JSONL without sampling.
+``<out>/samples/<config>_nfe<NFE>_s<seed>.txt.gz`` (decoded strings) and ``.tokens.pt`` (the sampled ids,
+uint8). ``--report`` writes ``report.md`` and ``metrics.png`` from the JSONL (and ``chembfn_nll.py``'s
+``nll.jsonl``) without sampling.
 
 NFE = network calls per sample: ChemBFN with n steps spends n + 1 (its final call at t = 1), so
 ``chem:*`` at NFE N runs N - 1 steps (``--chem-steps`` adds cells at ChemBFN's own step counts, e.g.
@@ -85,7 +86,7 @@ def parse_config(name: str) -> tuple[str, dict]:
     return kind, opts
 
 
-METRICS = ["validity", "uniqueness", "novelty", "int_div", "fcd", "wall_s"]
+METRICS = ["validity", "uniqueness", "novelty", "int_div", "fcd", "nll", "wall_s"]
 
 
 def moses_smiles(split: str) -> list[str]:
@@ -100,9 +101,10 @@ def moses_smiles(split: str) -> list[str]:
 
 
 def draw(net, model, process, config: str, nfe: int, n: int, batch: int, length: int, seed: int,
-         mlp=None) -> list[str]:
-    """n SMILES from one config at one NFE (batches seeded 1000 * seed + b). NFE counts data predictions:
-    with a label and guidance both ChemBFN and bfnsolvers spend two network passes per prediction."""
+         mlp=None) -> tuple[list[str], torch.Tensor]:
+    """n SMILES and their sampled token ids (n, length) from one config at one NFE (batches seeded
+    1000 * seed + b). NFE counts data predictions: with a label and guidance both ChemBFN and bfnsolvers
+    spend two network passes per prediction."""
     from bfnsolvers import sample
     from bfnsolvers.integrations.chembfn import chembfn_grid, tokens_to_smiles
     kind, opts = parse_config(config)
@@ -110,6 +112,7 @@ def draw(net, model, process, config: str, nfe: int, n: int, batch: int, length:
     if label is not None and mlp is None:
         raise SystemExit(f"{config}: a target class needs the label MLP (--mlp)")
     out: list[str] = []
+    toks: list[torch.Tensor] = []
     for b in range(math.ceil(n / batch)):
         size, s = min(batch, n - b * batch), 1000 * seed + b
         c = None if label is None else torch.full((size, 1), label, dtype=torch.long)
@@ -132,7 +135,8 @@ def draw(net, model, process, config: str, nfe: int, n: int, batch: int, length:
             tok, _ = sample(model, process, kind, shape=(size, length), readout_as="mode",
                             generator=torch.Generator().manual_seed(s), **kw)
         out += tokens_to_smiles(tok)
-    return out
+        toks.append(tok)
+    return out, torch.cat(toks)
 
 
 def load_done(path: Path) -> set[tuple]:
@@ -203,7 +207,7 @@ def run(args) -> None:
             bar.update(task, description=f"{config} NFE {nfe} seed {seed}")
             t0 = time.perf_counter()
             with torch.no_grad():
-                smiles = draw(net, model, process, config, nfe, args.n, args.batch, args.length, seed, mlp)
+                smiles, tokens = draw(net, model, process, config, nfe, args.n, args.batch, args.length, seed, mlp)
             wall = time.perf_counter() - t0
             m = molecule_metrics(smiles, train)
             valid = m.pop("valid_smiles")
@@ -216,8 +220,10 @@ def run(args) -> None:
                     m.update(target=label, **hit_rate(valid, thresholds, label))
             if stats is not None:
                 m["fcd"] = stats.distance(valid)
-            with gzip.open(args.out / "samples" / f"{config.replace(':', '_')}_nfe{nfe}_s{seed}.txt.gz", "wt") as f:
+            stem = args.out / "samples" / f"{config.replace(':', '_')}_nfe{nfe}_s{seed}"
+            with gzip.open(f"{stem}.txt.gz", "wt") as f:
                 f.write("\n".join(smiles) + "\n")
+            torch.save(tokens.to(torch.uint8), f"{stem}.tokens.pt")  # the sampled ids, for the NLL
             rec = {"config": config, "nfe": nfe, "seed": seed, "length": args.length, "ckpt": str(args.ckpt),
                    "ckpt_sha256": ckpt_id, "wall_s": wall, "threads": args.threads, **m}
             with open(results, "a") as f:
@@ -238,39 +244,46 @@ def _fmt(r: dict, key: str) -> str:
         return f"{v:.0f}"
     if key == "fcd":
         return f"{v:.2f}"
+    if key.startswith("nll") or key.startswith("sampled_nll"):
+        return f"{v:.1f} ± {se:.1f}" if se is not None else f"{v:.1f}"
     return f"{v:.3f} ± {se:.3f}" if se is not None else f"{v:.3f}"
 
 
-def headline(rows: list[dict], nfe: int = 10, ref: tuple[str, int] = ("chem:ODE:0.5", 101)) -> list[str]:
-    """Each unguided bfnsolvers config at ``nfe`` against ChemBFN's default (ODE:0.5, 100 steps = NFE 101),
-    on the report seed's rows: the differences of validity / uniqueness / novelty with their combined
-    standard error sqrt(se1^2 + se2^2); a metric is "no worse" when the difference is > -1 combined SE."""
+def headline(rows: list[dict], nfes: tuple[int, ...] = (10, 20, 50, 100),
+             ref: tuple[str, int] = ("chem:ODE:0.5", 101)) -> list[str]:
+    """Each unguided bfnsolvers config at each NFE in ``nfes`` (the first is the headline) against ChemBFN's
+    default (ODE:0.5, 100 steps = NFE 101), on the report seed's rows: the differences of validity /
+    uniqueness / novelty with their combined standard error sqrt(se1^2 + se2^2); a metric is "no worse"
+    when the difference is > -1 combined SE."""
     by = {(r["config"], r["nfe"]): r for r in rows}
     if ref not in by:
         return []
     r0 = by[ref]
-    out = ["", f"## Headline: NFE {nfe} against ChemBFN's default {ref[0]} at {ref[1] - 1} steps (NFE {ref[1]})", "",
+    out = ["", f"## Headline: NFE {nfes[0]} (and the closest NFE) against ChemBFN's default {ref[0]} at "
+               f"{ref[1] - 1} steps (NFE {ref[1]})", "",
            f"Reference: validity {r0['validity']:.4f} ± {r0['validity_se']:.4f}, uniqueness "
            f"{r0['uniqueness']:.3f} ± {r0['uniqueness_se']:.3f}, novelty {r0.get('novelty', float('nan')):.3f} ± "
            f"{r0.get('novelty_se', float('nan')):.3f} (n {r0['n']}, {r0['valid']} valid, seed {r0['seed']}).", "",
            "Differences (config - reference) / combined SE; 'no worse' = difference > -1 combined SE.", "",
-           "| config (NFE %d) | n | valid | d validity | d uniqueness | d novelty | no worse on all three |" % nfe,
-           "|---|---|---|---|---|---|---|"]
-    for (config, n_), r in sorted(by.items(), key=lambda kv: -kv[1]["validity"]):
-        if n_ != nfe or config.startswith("chem:") or "+c" in config:
-            continue
-        cells, ok = [], True
-        for key in ("validity", "uniqueness", "novelty"):
-            a, b = r.get(key), r0.get(key)
-            sa, sb = r.get(key + "_se"), r0.get(key + "_se")
-            if a is None or b is None or any(map(math.isnan, (a, b, sa, sb))):
-                cells.append("-")
-                ok = False
+           "| config | NFE | n | valid | d validity | d uniqueness | d novelty | no worse on all three |",
+           "|---|---|---|---|---|---|---|---|"]
+    for nfe in nfes:
+        for (config, n_), r in sorted(by.items(), key=lambda kv: -kv[1]["validity"]):
+            if n_ != nfe or config.startswith("chem:") or "+c" in config:
                 continue
-            d, se = a - b, math.hypot(sa, sb)
-            ok &= d > -se if se > 0 else d >= 0
-            cells.append(f"{d:+.4f} ({d / se:+.1f} SE)" if se > 0 else f"{d:+.4f}")
-        out.append(f"| {config} | {r['n']} | {r['valid']} | " + " | ".join(cells) + f" | {'yes' if ok else 'no'} |")
+            cells, ok = [], True
+            for key in ("validity", "uniqueness", "novelty"):
+                a, b = r.get(key), r0.get(key)
+                sa, sb = r.get(key + "_se"), r0.get(key + "_se")
+                if a is None or b is None or any(map(math.isnan, (a, b, sa, sb))):
+                    cells.append("-")
+                    ok = False
+                    continue
+                d, se = a - b, math.hypot(sa, sb)
+                ok &= d > -se if se > 0 else d >= 0
+                cells.append(f"{d:+.4f} ({d / se:+.1f} SE)" if se > 0 else f"{d:+.4f}")
+            out.append(f"| {config} | {nfe} | {r['n']} | {r['valid']} | " + " | ".join(cells)
+                       + f" | {'yes' if ok else 'no'} |")
     return out
 
 
@@ -308,6 +321,46 @@ def guided(rows: list[dict]) -> list[str]:
     return out
 
 
+def load_nll(out: Path) -> dict[tuple, dict]:
+    """``chembfn_nll.py``'s records by (config, NFE, seed); ("ref", 0, seed) is MOSES test."""
+    path = out / "nll.jsonl"
+    if not path.exists():
+        return {}
+    return {(r["config"], r["nfe"], r["seed"]): r for r in map(json.loads, path.read_text().splitlines()) if r}
+
+
+def nll_table(rows: list[dict], nll: dict[tuple, dict]) -> list[str]:
+    """The negative ELBO of each cell's samples (chembfn_nll.py) next to MOSES test's."""
+    ref = next((r for k, r in nll.items() if k[0] == "ref"), None)
+    rs = [(r, nll[(r["config"], r["nfe"], r["seed"])]) for r in rows if (r["config"], r["nfe"], r["seed"]) in nll]
+    if not rs:
+        return []
+    first = rs[0][1]
+    out = ["", "## The model's own NLL of its samples (negative ELBO, nats)", "",
+           f"NLL = L_inf + L^r, the bound -ln p(x) <= L_inf + L^r (`bfnsolvers.train.evaluate_nll`, ChemBFN's beta(t)), per "
+           f"molecule = the whole {first['length']}-position padded sequence; the first {first['n'] + first['skipped']} "
+           f"samples of each cell, {first['repeats']} draws of (t, theta) and of theta(1) each, ± SE over molecules. "
+           "Scored sequences: each decoded string re-tokenised with ChemBFN's tokenizer (`<start>` s `<end>` + pads; "
+           "'skipped' = longer than the sequence); 'sampled' = the sampled token ids themselves, for the cells that "
+           "stored them. 'valid' = the NLL of the valid ones among the scored (k of them). Guided cells (+cK): "
+           "the network given label K, no guidance; others: the null label. Lower = more likely under the model.", ""]
+    if ref is not None:
+        out += [f"Reference, MOSES test ({ref['n']} SMILES, seeded; {ref['skipped']} longer than the sequence "
+                f"skipped): NLL {ref['nll']:.1f} ± {ref['nll_se']:.1f} nats per molecule ({ref['nll_per_pos']:.3f} "
+                f"per position; L_inf {ref['loss_inf']:.1f}, L^r {ref['recon']:.2f} ± {ref['recon_se']:.2f}; "
+                f"{ref['tokens_mean']:.1f} non-pad tokens on average).", ""]
+    out += ["| config | NFE | n (skipped) | NLL / mol | per position | L_inf | L^r | tokens | valid: NLL (k) "
+            "| sampled ids: NLL (equal / n) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r, m in rs:
+        val = f"{_fmt(m, 'nll_valid')} ({m['n_valid']})" if "nll_valid" in m else f"- ({m['n_valid']})"
+        smp = (f"{_fmt(m, 'sampled_nll')} ({m['sampled_equal_retokenised']} / {m['n']})"
+               if "sampled_nll" in m else "-")
+        out.append(f"| {r['config']} | {r['nfe']} | {m['n']} ({m['skipped']}) | {_fmt(m, 'nll')} | "
+                   f"{m['nll_per_pos']:.3f} | {m['loss_inf']:.1f} | {m['recon']:.2f} | {m['tokens_mean']:.1f} | "
+                   f"{val} | {smp} |")
+    return out
+
+
 def _curves(ax, rows: list[dict], key: str, colours) -> None:
     configs = list(dict.fromkeys(r["config"] for r in rows))
     for j, c in enumerate(configs):
@@ -327,12 +380,25 @@ def report(args) -> None:
     import matplotlib.pyplot as plt
 
     rows = [json.loads(line) for line in (args.out / "results.jsonl").read_text().splitlines() if line]
+    nll = load_nll(args.out)
+    for r in rows:
+        m = nll.get((r["config"], r["nfe"], r["seed"]))
+        if m is not None:
+            r.update(nll=m["nll"], nll_se=m["nll_se"])
     main = [r for r in rows if r["seed"] == args.report_seed]
     colours = plt.get_cmap("tab20").colors
     plain = [r for r in main if "+c" not in r["config"]]
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    fig, axes = plt.subplots(2, 4, figsize=(20, 8))
     for ax, key in zip(axes.flat, METRICS):
         _curves(ax, plain, key, colours)
+    ref = next((m for k, m in nll.items() if k[0] == "ref"), None)
+    if ref is not None:
+        ax = axes.flat[METRICS.index("nll")]
+        ax.axhline(ref["nll"], color="black", lw=0.8, ls=":", label="MOSES test")
+        ax.set_title("NLL (negative ELBO), nats per molecule")
+        ax.legend(handles=ax.get_lines()[-1:], fontsize=7)
+    for ax in axes.flat[len(METRICS):]:
+        ax.axis("off")
     axes.flat[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(args.out / "metrics.png", dpi=110)
@@ -355,23 +421,25 @@ def report(args) -> None:
     lines = ["# ChemBFN on MOSES: ChemBFN's samplers vs bfnsolvers", "",
              "Commands (in order; each resumes the same results.jsonl):", "",
              *[f"    {c}" for c in ((args.out / "commands.txt").read_text().splitlines()
-                                    if (args.out / "commands.txt").exists() else [args.command])], "",
+                                    if (args.out / "commands.txt").exists() else [args.command])],
+             *[f"    {c}" for c in dict.fromkeys(m["command"] for m in nll.values())], "",
              *([(args.out / "summary.md").read_text().strip(), ""] if (args.out / "summary.md").exists() else []),
              "Columns: validity / uniqueness / novelty ± binomial standard error, internal diversity "
              "(Morgan r2 1024 bits, distinct pairs), FCD (fcd_torch ChemNet) to a seeded MOSES-test subset "
              "(biased upward at small n: compare cells with equal n only), hit rate of the target QED class "
-             "(guided cells), sampling wall time (s). "
+             "(guided cells), the model's NLL of its samples (negative ELBO, nats per molecule; its section below), "
+             "sampling wall time (s). "
              "`chem:*` = the package's own `ChemBFN.sample` / `ode_sample` (n steps = NFE - 1); others are "
              "bfnsolvers solvers on the same checkpoint (defaults: uniform grid from t = 0.001, last step "
              "dropped; `bfn-mode` / `chembfn-ode` on ChemBFN's grid). Suffixes: +nsX noise scale, +TX "
              "temperature, +S grid, +cK target class, +wX guidance strength.", "",
              f"Report seed {args.report_seed} (all tables but the tuning one; batch b of a cell is seeded "
              f"1000 * seed + b).", "",
-             "| config | NFE | n | validity | uniqueness | novelty | IntDiv | FCD | hit rate | wall s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| config | NFE | n | validity | uniqueness | novelty | IntDiv | FCD | hit rate | NLL | wall s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(main, key=lambda r: (r["nfe"], order[r["config"]])):
         lines.append(f"| {r['config']} | {r['nfe']} | {r['n']} | " + " | ".join(_fmt(r, k) for k in
-                     ["validity", "uniqueness", "novelty", "int_div", "fcd", "hit_rate", "wall_s"]) + " |")
+                     ["validity", "uniqueness", "novelty", "int_div", "fcd", "hit_rate", "nll", "wall_s"]) + " |")
     ck = {(r["ckpt"], r["ckpt_sha256"]) for r in rows}
     check = args.out / "train_canonical_check.json"
     if check.exists():
@@ -381,6 +449,7 @@ def report(args) -> None:
                       "fraction at most)."]
     lines += ["", f"Checkpoint(s): {sorted(ck)}", "", "![metrics](metrics.png)", ""]
     lines += headline(main)
+    lines += nll_table(sorted(main, key=lambda r: (r["nfe"], order[r["config"]])), nll)
     lines += guided(main)
     if lab:
         lines += ["", "![hit rate](hitrate.png)"]

@@ -6,7 +6,7 @@
 # but the tuning one).
 # Usage: benchmarks/chembfn_bench.sh STAGE      (BEST="cfg1 cfg2 ..." for head / curves / guided)
 set -euo pipefail
-STAGE=${1:?stage: prune ref tune head bfn100 curves guided report}
+STAGE=${1:?stage: prune ref tune head bfn100 curves guided guided100 fill nll report}
 OUT=${OUT:-benchmarks/results/chembfn}
 CK=${CK:-checkpoints/chembfn-moses.pt}
 MLP=${MLP:-checkpoints/chembfn-moses-mlp.pt}
@@ -36,6 +36,17 @@ case $STAGE in
           $B --nfe ${NFE_G:-5 10 20} --configs $G --n ${N_G:-200} --seeds 0 ;;
   guided100) $B --nfe --chem-steps 100 --configs ${G100:-chem:ODE:0.5+c2 chem:ODE:0.5+c2+w2 chem:ODE:0.5+c2+w4} \
              --n ${N_G100:-100} --seeds 0 ;;
+  # the curves' missing cells (issue #16), most informative first: the report's three configurations at NFE
+  # 50, ChemBFN's ODE at a second temperature (1.0: no sharpening of the re-noising) and BFN at NFE 10 / 50,
+  # then NFE 100 (ChemBFN: 100 steps = NFE 101); stored token ids (samples/*.tokens.pt) for the NLL
+  fill)   $B --nfe 50 --configs sde-bfn-solver2-s+ns0.1 sde-bfn-unipc3-t+ns0.25+T0.7 --n ${N_FILL:-500} --seeds 0
+          $B --nfe 5 10 20 50 --configs chem:ODE:1.0 chem:BFN --n ${N_FILL:-500} --seeds 0
+          $B --nfe 50 --configs sde-bfn-unipc3-t+ns0 --n ${N_FILL:-500} --seeds 0
+          $B --nfe 100 --configs sde-bfn-solver2-s+ns0.1 sde-bfn-unipc3-t+ns0.25+T0.7 --n ${N_FILL:-500} --seeds 0
+          $B --nfe --chem-steps 100 --configs chem:ODE:1.0 --n ${N_FILL:-500} --seeds 0
+          $B --nfe 100 --configs sde-bfn-unipc3-t+ns0 --n ${N_FILL:-500} --seeds 0 ;;
+  # the checkpoint's NLL (negative ELBO) of the first 200 samples of every report-seed cell and of MOSES test
+  nll)    python benchmarks/chembfn_nll.py --ckpt $CK --mlp $MLP --out $OUT --n ${N_NLL:-200} --repeats 4 ;;
   report) python benchmarks/chembfn_bench.py --out $OUT --report ;;
   *) echo "unknown stage $STAGE" >&2; exit 2 ;;
 esac

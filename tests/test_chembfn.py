@@ -72,6 +72,21 @@ def test_wrapper_and_process_match_chembfn(tiny):
 
 
 @needs_chem
+def test_loss_inf_is_chembfns_training_loss(tiny):
+    """process.loss_inf (the L_inf of evaluate_nll) equals ChemBFN's own cts_loss summed over tokens and
+    classes, given the same t and the same noise: K (e_x - e_hat)^2 alpha(t) / 2 with its schedule."""
+    model, process, _ = tiny
+    x = torch.randint(0, model.net.K, (6, 12), generator=torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(7)
+    t = torch.rand(6, generator=gen)                       # loss_inf draws t first, then the flow's noise
+    torch.set_rng_state(gen.get_state())
+    with torch.no_grad():
+        theirs_, _ = model.net.cts_loss(x, t.reshape(-1, 1, 1), None, reduction="none")
+        ours_ = process.loss_inf(model, x, torch.Generator().manual_seed(7))
+    assert torch.allclose(ours_, theirs_.sum((-1, -2)), rtol=1e-4, atol=1e-6)
+
+
+@needs_chem
 def test_bfn_mode_reproduces_chembfn_sample(tiny):
     model, process, ref = tiny
     tok, ent = ours(model, process, "bfn", 4, 12, 10, 0, draw="mode")
@@ -271,3 +286,25 @@ def test_chembfn_ode_step_is_the_flow_draw_with_p():
             z = b * (K * p - 1) + (K * b * T) ** 0.5 * torch.randn(z.shape, generator=g)
         if mask is not None:
             assert mask[x].all()
+
+
+@needs_chem
+def test_nll_bench_retokenises_and_scores(tiny):
+    """benchmarks/chembfn_nll.py: strings -> ChemBFN's tokens padded to the length (too long: skipped), and
+    its per-cell summary is evaluate_nll's (per molecule and per position)."""
+    import runpy
+    from types import SimpleNamespace
+    from bfnsolvers.integrations.chembfn import smiles_to_tokens, tokens_to_smiles
+    from bfnsolvers.train import evaluate_nll
+    mod = runpy.run_path(str(Path(__file__).resolve().parents[1] / "benchmarks" / "chembfn_nll.py"))
+    model, process, _ = tiny
+    smiles = ["CCO", "c1ccccc1Cl", "C" * 40, "[nH]1cccc1"]
+    x, kept = mod["retokenise"](smiles, 20)
+    assert kept == [0, 1, 3] and x.shape == (3, 20)
+    assert torch.equal(x[1, :11], smiles_to_tokens(["c1ccccc1Cl"])[0]) and not x[1, 11:].any()
+    assert tokens_to_smiles(x) == [smiles[i] for i in kept]
+    args = SimpleNamespace(seed=3, repeats=2, batch=2)
+    m, per = mod["score"](model, process, x, 20, args)
+    est = evaluate_nll(model, process, x, seed=3, repeats=2, batch_size=2)
+    torch.testing.assert_close(per, est.nll)
+    assert m["nll"] == pytest.approx(est.nll.mean().item()) and m["nll_per_pos"] == pytest.approx(m["nll"] / 20)

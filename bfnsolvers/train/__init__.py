@@ -25,7 +25,7 @@ from ..checkpoints import CONFIG_METADATA_KEY
 from .build import evaluation_set, official_init, process_hparams, train_sampler
 from .cli import add_train_arguments, run_train
 from .config import DATA_KINDS, RECIPES, TrainConfig, digits_model_config, get_recipe, text_model_config
-from .evaluation import evaluate_loss_inf, sample_quality
+from .evaluation import NLLEstimate, evaluate_loss_inf, evaluate_nll, sample_quality
 from .export import export_checkpoint
 from .loop import train
 
@@ -37,6 +37,8 @@ __all__ = [
     "add_train_arguments",
     "digits_model_config",
     "evaluate_loss_inf",
+    "evaluate_nll",
+    "NLLEstimate",
     "evaluation_set",
     "export_checkpoint",
     "get_recipe",
