@@ -2,6 +2,7 @@
 
     python benchmarks/families_markov.py --stage choose      # candidates + published on the choosing half, NFE <= 20
     python benchmarks/families_markov.py --stage start       # the default's start eta on the choosing half, NFE 50-100
+    python benchmarks/families_markov.py --stage high        # the discrete rule's candidates, choosing half, NFE 15-100
     python benchmarks/families_markov.py --stage published   # the published solvers at every NFE, both halves
     python benchmarks/families_markov.py --stage ours        # the default (sample() with no solver) and its ODE
     python benchmarks/families_markov.py --report-only       # re-renders report.md from results.jsonl
@@ -31,7 +32,7 @@ from pathlib import Path
 import torch
 
 import bfnsolvers
-from bfnsolvers.defaults import DEFAULTS, PUBLISHED_ETA, default_discrete_eta
+from bfnsolvers.defaults import DEFAULT_START, DEFAULTS, PUBLISHED_ETA, START_NOISE_BAND, discrete_row
 from bfnsolvers.metrics.oracle_metrics import markov_bigram_tv, markov_nll_gap
 from bfnsolvers.oracle_families import markov_member, members
 
@@ -125,11 +126,34 @@ def candidates() -> list[Config]:
 
 def start_candidates() -> list[Config]:
     """The discrete default (solver, grid, final) from eta in {0.001, 0.003, 0.01, 0.03}: what
-    ``DISCRETE_START_RULE`` chooses among at NFE 50-100."""
+    ``DISCRETE_START_RULE`` (commit 8dbdc81, now the eta of ``DISCRETE_RULE``) chose among at NFE 50-100."""
     return [Config("sde-bfn-unipc3-t", eta=e, final="denoise") for e in (1e-3, 3e-3, 1e-2, 3e-2)]
 
 
 CANDIDATES = tuple(c.name for c in candidates())
+
+#: The NFEs the discrete rule chooses at one by one (``DISCRETE_RULE``), among ``high_candidates``.
+HIGH_NFES = (15, 20, 50, 100)
+#: The start in u of the discrete default before it was chosen by NFE (commit 8dbdc81: ``DISCRETE_START_RULE``).
+_START_8DBDC81 = ((1, 0.03), (50, 0.01), (100, 0.001))
+
+
+def _eta_8dbdc81(nfe: int) -> float:
+    return [e for k, e in _START_8DBDC81 if k <= nfe][-1]
+
+
+def high_candidates(nfe: int) -> list[str]:
+    """What the discrete rule chooses among at ``nfe`` calls (``HIGH_NFES``): the published solvers on their
+    published grids, the default of commit 8dbdc81 (sde-bfn-unipc3-t, its eta by NFE, "denoise"), and the hybrids:
+    that solver with the published final step and / or eta, the published SDE solver with the default's start and /
+    or final step, and the second-order solver with a corrector (sde-bfn-unipc2-t) on the published grid. Infeasible
+    ones (the midpoint solver at an even NFE) drop out later."""
+    eta, pub = _eta_8dbdc81(nfe), PUBLISHED_ETA["discrete"]
+    ours, sde2 = Config("sde-bfn-unipc3-t", eta=eta, final="denoise"), Config("sde-bfn-solver2-s", eta=eta)
+    hybrids = [ours, replace(ours, final="drop"), replace(ours, eta=pub, final="drop"), replace(ours, eta=pub),
+               replace(sde2, final="denoise"), replace(sde2, eta=pub, final="denoise"), sde2,
+               Config("sde-bfn-unipc2-t")]
+    return list(dict.fromkeys(PUBLISHED + tuple(c.name for c in hybrids)))
 
 
 def _config(name: str, nfe: int | None = None) -> Config:
@@ -149,10 +173,10 @@ def plateau_config() -> str:
 
 
 def default_config(nfe: int | None = None) -> Config:
-    """The discrete defaults of ``sample`` at ``nfe`` calls as a ``Config`` (what ``sample`` with no solver runs;
-    the start by NFE: ``default_discrete_eta``)."""
-    d = DEFAULTS["discrete"]
-    return Config(d.solver, d.schedule, default_discrete_eta(nfe), d.final, False, "zero")
+    """The discrete defaults of ``sample`` at ``nfe`` calls as a ``Config`` (what ``sample`` with no solver runs:
+    the row of ``DISCRETE_RULE``, ``discrete_row``)."""
+    row = discrete_row(nfe)
+    return Config(row.solver, DEFAULTS["discrete"].schedule, row.eta, row.final, False, DEFAULT_START)
 
 
 def feasible(name: str, nfe: int) -> bool:
@@ -268,6 +292,22 @@ def choose(scores: Scores, ms: list[int], configs, nfes) -> list[tuple[float, st
     return sorted(ranked)
 
 
+def pick_by_nfe(scores: Scores, ms: list[int], incumbent: str) -> list[tuple[int, str, dict]]:
+    """``DISCRETE_RULE``'s rule at each of HIGH_NFES in turn: the smallest rule_score among the feasible
+    ``high_candidates``; those within START_NOISE_BAND of it tie; the previous NFE's pick (first: ``incumbent``, the
+    default below NFE 15) wins a tie, else the earliest start eta, then the smaller score. Rows (nfe, pick, scores)."""
+    out = []
+    for k in HIGH_NFES:
+        vals = {c: rule_score(scores, ms, c, k) for c in high_candidates(k) if feasible(c, k)}
+        if None in vals.values():       # a candidate not run on every member yet: no pick from here on
+            break
+        best = min(vals.values())
+        ties = [c for c, v in vals.items() if v <= best * (1 + START_NOISE_BAND)]
+        incumbent = incumbent if incumbent in ties else min(ties, key=lambda c: (parse_config(c).eta, vals[c]))
+        out.append((k, incumbent, vals))
+    return out
+
+
 # ---------------------------------------------------------------- the run
 
 def main(argv=None) -> None:
@@ -276,7 +316,7 @@ def main(argv=None) -> None:
     ap.add_argument("--samples", type=int, default=500)
     ap.add_argument("--sets", type=int, default=2, help="independent sample sets per cell")
     ap.add_argument("--floor-sets", type=int, default=24)
-    ap.add_argument("--stage", choices=("choose", "start", "published", "ours", "old"), nargs="+", default=[],
+    ap.add_argument("--stage", choices=("choose", "high", "start", "published", "ours", "old"), nargs="+", default=[],
                     help="what to run (in this order): see the module docstring")
     ap.add_argument("--nfe", type=int, nargs="+", default=None, help="run only these NFEs of the stages")
     ap.add_argument("--half", choices=("both", "reporting", "choosing"), default="both", help="run only this half")
@@ -300,6 +340,8 @@ def main(argv=None) -> None:
     for stage in ([] if args.report_only else args.stage):
         if stage == "choose":
             plan += [(m, c, k) for c in PUBLISHED + CANDIDATES for m in choosing for k in CHOOSE_NFES]
+        elif stage == "high":        # the discrete rule's candidates at NFE 15-100, choosing half
+            plan += [(m, c, k) for k in HIGH_NFES for c in high_candidates(k) for m in choosing]
         elif stage == "start":       # the default's start time at many calls, choosing half
             plan += [(m, c.name, k) for k in START_NFES for m in choosing for c in start_candidates()]
         elif stage == "published":   # the published solvers at every NFE: held-out half first
@@ -375,6 +417,21 @@ def start_check(seed: int, samples: int, sets: int, floor_sets: int, out: Path, 
 
 def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}"
+
+
+def _runs(names: list[str]) -> list[tuple[str, list[int]]]:
+    """Consecutive NFES with the same name, grouped: [(name, [nfe, ...]), ...]."""
+    out: list[tuple[str, list[int]]] = []
+    for k, c in zip(NFES, names):
+        if out and out[-1][0] == c:
+            out[-1][1].append(k)
+        else:
+            out.append((c, [k]))
+    return out
+
+
+def _span(ks: list[int]) -> str:
+    return f"{ks[0]}" if len(ks) == 1 else f"{ks[0]}-{ks[-1]}"
 
 
 def _half_tables(s: Scores, ms: list[int], ours: str, ode: str) -> list[str]:
@@ -464,7 +521,8 @@ HISTORY = ("--stage choose  (first round: 23 candidates + published, choosing ha
            "--start-check 17  (start-check.md)",
            "--stage start --nfe 50",
            "--stage start --nfe 100  (then DISCRETE_START_RULE set by the rule)",
-           "--stage ours --half reporting --nfe 50 100  (the default with the new start; the ODE not rerun)")
+           "--stage ours --half reporting --nfe 50 100  (the default with the new start; the ODE not rerun)",
+           "--stage high  (the rule by NFE's candidates, NFE 15-100; then DISCRETE_RULE set by the rule)")
 
 
 def report(rows, args, command: str, choosing: list[int], reporting: list[int]) -> None:
@@ -472,17 +530,15 @@ def report(rows, args, command: str, choosing: list[int], reporting: list[int]) 
     ode = plateau_config()
     lines = ["# Discrete defaults on the random Markov-chain family", "", f"Command: `{command}`; results.jsonl made by "
              + "; ".join(f"`python benchmarks/families_markov.py {h.split('  ')[0]}`" + (f" ({h.split('  (')[1]}" if "  (" in h else "")
-                         for h in HISTORY) + ". Not run (time): the published solvers at NFE 50-100 and the ODE at "
-             "NFE 50-200 on the choosing half.", "",
+                         for h in HISTORY) + ". Not run (time): the ODE at NFE 50-200 on the choosing half.", "",
              f"Members: the first {args.members} seeds of each half of `markov_member` (even: choosing, odd: held "
              f"out; K 2-64, L 8-128, beta_1 = beta_usual(K) x 3^(-1..1), transition rows Dirichlet(0.02-2)); "
              f"{args.sets} sets of {args.samples} sequences per cell, float64. Every number is a ratio to the "
              f"member's noise floor (the median of the metric over {args.floor_sets} exact sets of {args.samples}; "
              "1 = indistinguishable from exact samples): |entropy gap| (NLL per token of the samples under the chain "
              "minus its entropy rate) and the total variation of adjacent-pair frequencies. ours = `sample` with no "
-             f"solver: `{default_config(10).name}` (solver/grid/eta in u/final/order at the end/start/readout), "
-             "the start eta by NFE (`defaults.DISCRETE_START_RULE`: " + ", ".join(
-                 f"NFE {k}: {default_discrete_eta(k):g}" for k in NFES) + "). "
+             "solver, by NFE (`defaults.DISCRETE_RULE`; solver/grid/eta in u/final/order at the end/start/readout): "
+             + "; ".join(f"NFE {_span(ks)}: `{c}`" for c, ks in _runs([default_config(k).name for k in NFES])) + ". "
              "published = the one with the lowest geometric-mean score per member and NFE of " + ", ".join(f"`{p}`" for p in PUBLISHED) + ".", ""]
     for half, ms in (("held out (odd seeds)", [m for m in reporting if m in s.floor]),
                      ("choosing (even seeds)", [m for m in choosing if m in s.floor])):
@@ -503,11 +559,24 @@ def report(rows, args, command: str, choosing: list[int], reporting: list[int]) 
         lines += [f"| - | best published (per member and NFE) | {mean_log} | " + " | ".join(_fmt(x) for x in per) + " |", ""]
         best_per_nfe = [min(ranked, key=lambda r, i=i: r[2][i])[1] for i in range(len(CHOOSE_NFES))]
         lines += ["Best candidate per NFE: " + "; ".join(f"{k}: `{c}`" for k, c in zip(CHOOSE_NFES, best_per_nfe)), ""]
+    picks = pick_by_nfe(s, ms, default_config(HIGH_NFES[0] - 1).name)
+    if picks:
+        names = list(dict.fromkeys(c for k in HIGH_NFES for c in high_candidates(k)))
+        lines += ["## The rule by NFE (choosing half)", "",
+                  "`DISCRETE_RULE` from NFE 15 on, one NFE at a time (`--stage high`): the published solvers, the "
+                  "default of commit 8dbdc81 (eta 0.03 below NFE 50, 0.01 at 50, 0.001 at 100; \"denoise\") and "
+                  "hybrids; per NFE the median over the choosing members of the geometric mean of the two floor "
+                  f"ratios (- : not a candidate at that NFE, or infeasible). Rule: the smallest; within "
+                  f"{START_NOISE_BAND:.0%} of it a tie; a tie keeps the previous NFE's pick (NFE 15: the default "
+                  "below it, `" + default_config(HIGH_NFES[0] - 1).name + "`), else the earliest start eta wins.", "",
+                  "| config | " + " | ".join(f"NFE {k}" for k, _, _ in picks) + " |", "|---|" + "---:|" * len(picks)]
+        lines += [f"| `{c}` | " + " | ".join(_fmt(v.get(c)) for _, _, v in picks) + " |" for c in names]
+        lines += ["", "Picks: " + "; ".join(f"NFE {k}: `{c}` ({v[c]:.2f})" for k, c, v in picks), ""]
     starts = [c.name for c in start_candidates()]
     nfes = [k for k in START_NFES if any(rule_score(s, ms, c, k) is not None for c in starts)]
     if nfes:
         lines += ["## The start at many calls (choosing half)", "",
-                  "`DISCRETE_START_RULE` at NFE 50+: the default solver, grid and final step from each eta; per NFE "
+                  "The start of commit 8dbdc81 (`DISCRETE_START_RULE`, superseded by the rule by NFE above) at NFE 50+: the default solver, grid and final step from each eta; per NFE "
                   "the median over the choosing members of the geometric mean of the two floor ratios.", "",
                   "| eta | " + " | ".join(f"NFE {k}" for k in nfes) + " |", "|---|" + "---:|" * len(nfes)]
         lines += [f"| {parse_config(c).eta:g} | " + " | ".join(_fmt(rule_score(s, ms, c, k)) for k in nfes) + " |"

@@ -71,6 +71,29 @@ def test_rule_picks_the_lowest_median_geometric_mean():
     assert [c for _, c, _ in ranked] == ["a", "b"] and ranked[0][0] == pytest.approx(0.0)
 
 
+def test_rule_by_nfe_ties_keep_the_previous_pick_then_the_earliest_start():
+    mod = _bench()
+    inc = "sde-bfn-unipc3-t/uniform/eta=0.03/denoise/full/zero/mean"
+    a, b = "sde-bfn-solver2-s/uniform/eta=0.001/drop/full/zero/mean", "sde-bfn-unipc3-t/uniform/eta=0.01/drop/full/zero/mean"
+    truth = {(inc, 15): 2.0, (a, 15): 1.96, (b, 15): 3.0,      # 15: inc within 3% of a: a tie, inc stays
+             (inc, 20): 1.5, (a, 20): 1.02, (b, 20): 1.0}      # 20: a and b tie, inc does not: the earlier eta, a
+    rows = [{"kind": "floor", "member": m, "samples": 10, "gap": 0.1, "tv": 0.2} for m in (0, 2, 4)]
+    rows += [{"kind": "cell", "member": m, "config": c, "nfe": k, "samples": 10, "gap": [0.1 * v] * 2,
+              "tv": [0.2 * v] * 2} for (c, k), v in truth.items() for m in (0, 2, 4)]
+    g = mod["pick_by_nfe"].__globals__
+    g["HIGH_NFES"], g["high_candidates"] = (15, 20, 50), lambda k: [inc, a, b]
+    picks = mod["pick_by_nfe"](mod["Scores"](rows, 10), [0, 2, 4], inc)
+    assert [(k, c) for k, c, _ in picks] == [(15, inc), (20, a)]          # 50: no cells, no pick
+    assert picks[1][2][b] == pytest.approx(1.0)
+    mid = "bfn-solver2-midpoint/uniform/eta=0.001/drop/full/zero/mean"
+    g["high_candidates"] = lambda k: [a, b, mid]
+    assert mod["pick_by_nfe"](mod["Scores"](rows, 10), [0, 2, 4], inc) == []   # mid not run at 15: no pick
+    rows += [{"kind": "cell", "member": m, "config": mid, "nfe": 15, "samples": 10, "gap": [0.5] * 2,
+              "tv": [1.0] * 2} for m in (0, 2, 4)]
+    picks = mod["pick_by_nfe"](mod["Scores"](rows, 10), [0, 2, 4], inc)
+    assert [(k, c) for k, c, _ in picks] == [(15, a), (20, a)] and mid not in picks[1][2]   # infeasible at 20
+
+
 def test_benchmark_runs_and_resumes(tmp_path):
     mod = _bench()
     mod["main"].__globals__["CANDIDATES"] = mod["CANDIDATES"][:1]
