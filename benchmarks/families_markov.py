@@ -158,11 +158,12 @@ def high_candidates(nfe: int) -> list[str]:
 
 def _config(name: str, nfe: int | None = None) -> Config:
     """"ours": the defaults at ``nfe`` calls (``default_config``); "ours-ode": the same with the ODE solver of
-    ``DEFAULTS['discrete']`` (the plateau check); any other name: ``parse_config``."""
+    ``DEFAULTS['discrete']`` (the plateau check; from the row's eta where the default is the original sampler);
+    any other name: ``parse_config``."""
     if name == "ours":
         return default_config(nfe)
     if name == "ours-ode":
-        return replace(default_config(nfe), solver=DEFAULTS["discrete"].ode_solver)
+        return replace(default_config(nfe), solver=DEFAULTS["discrete"].ode_solver, eta=discrete_row(nfe).eta)
     return parse_config(name)
 
 
@@ -176,7 +177,8 @@ def default_config(nfe: int | None = None) -> Config:
     """The discrete defaults of ``sample`` at ``nfe`` calls as a ``Config`` (what ``sample`` with no solver runs:
     the row of ``DISCRETE_RULE``, ``discrete_row``)."""
     row = discrete_row(nfe)
-    return Config(row.solver, DEFAULTS["discrete"].schedule, row.eta, row.final, False, DEFAULT_START)
+    eta = 0.0 if row.solver == "bfn" else row.eta       # the original sampler starts at the prior
+    return Config(row.solver, DEFAULTS["discrete"].schedule, eta, row.final, False, DEFAULT_START)
 
 
 def feasible(name: str, nfe: int) -> bool:
@@ -292,19 +294,28 @@ def choose(scores: Scores, ms: list[int], configs, nfes) -> list[tuple[float, st
     return sorted(ranked)
 
 
-def pick_by_nfe(scores: Scores, ms: list[int], incumbent: str) -> list[tuple[int, str, dict]]:
-    """``DISCRETE_RULE``'s rule at each of HIGH_NFES in turn: the smallest rule_score among the feasible
-    ``high_candidates``; those within START_NOISE_BAND of it tie; the previous NFE's pick (first: ``incumbent``, the
-    default below NFE 15) wins a tie, else the earliest start eta, then the smaller score. Rows (nfe, pick, scores)."""
-    out = []
+def _tie_pick(vals: dict[str, float], previous: str) -> str:
+    """The smallest score; those within START_NOISE_BAND of it tie; ``previous`` wins a tie, else the earliest start
+    eta, then the smaller score."""
+    best = min(vals.values())
+    ties = [c for c, v in vals.items() if v <= best * (1 + START_NOISE_BAND)]
+    return previous if previous in ties else min(ties, key=lambda c: (parse_config(c).eta, vals[c]))
+
+
+def pick_by_nfe(scores: Scores, ms: list[int], incumbent: str) -> list[tuple[int, str, str, dict]]:
+    """``DISCRETE_RULE``'s rule at each of HIGH_NFES in turn (``_tie_pick``) among the feasible ``high_candidates``
+    by rule_score, the previous NFE's pick winning a tie (first: ``incumbent``, the default below NFE 15); and the
+    same among the candidates but the original sampler (the start of a solver named explicitly where the pick is
+    "bfn", which starts at t = 0). Rows (nfe, pick, pick but bfn, scores); it stops at the first NFE some feasible
+    candidate has not been run at on every member."""
+    out, other = [], incumbent
     for k in HIGH_NFES:
         vals = {c: rule_score(scores, ms, c, k) for c in high_candidates(k) if feasible(c, k)}
-        if None in vals.values():       # a candidate not run on every member yet: no pick from here on
+        if None in vals.values():
             break
-        best = min(vals.values())
-        ties = [c for c, v in vals.items() if v <= best * (1 + START_NOISE_BAND)]
-        incumbent = incumbent if incumbent in ties else min(ties, key=lambda c: (parse_config(c).eta, vals[c]))
-        out.append((k, incumbent, vals))
+        incumbent = _tie_pick(vals, incumbent)
+        other = _tie_pick({c: v for c, v in vals.items() if parse_config(c).solver != "bfn"}, other)
+        out.append((k, incumbent, other, vals))
     return out
 
 
@@ -354,6 +365,8 @@ def main(argv=None) -> None:
             plan += [(m, Config("sde-bfn-unipc3-t").name, k) for m in reporting for k in (5, 10, 20)]
     done = {(r["member"], r["config"], r["nfe"]) for r in rows if r["kind"] == "cell" and r["samples"] == args.samples
             and _resolved(r) == _now(r["config"], r["nfe"])}
+    # "ours" / "ours-ode" where a candidate cell of the configuration they resolve to stands in (the same draw)
+    done |= {(m, a, k) for m, c, k in list(done) for a in ("ours", "ours-ode") if c == _now(a, k)}
     plan = [p for p in dict.fromkeys(plan) if p not in done and feasible(p[1], p[2])]
     if args.nfe:
         plan = [p for p in plan if p[2] in args.nfe]
@@ -569,9 +582,11 @@ def report(rows, args, command: str, choosing: list[int], reporting: list[int]) 
                   f"ratios (- : not a candidate at that NFE, or infeasible). Rule: the smallest; within "
                   f"{START_NOISE_BAND:.0%} of it a tie; a tie keeps the previous NFE's pick (NFE 15: the default "
                   "below it, `" + default_config(HIGH_NFES[0] - 1).name + "`), else the earliest start eta wins.", "",
-                  "| config | " + " | ".join(f"NFE {k}" for k, _, _ in picks) + " |", "|---|" + "---:|" * len(picks)]
-        lines += [f"| `{c}` | " + " | ".join(_fmt(v.get(c)) for _, _, v in picks) + " |" for c in names]
-        lines += ["", "Picks: " + "; ".join(f"NFE {k}: `{c}` ({v[c]:.2f})" for k, c, v in picks), ""]
+                  "| config | " + " | ".join(f"NFE {k}" for k, *_ in picks) + " |", "|---|" + "---:|" * len(picks)]
+        lines += [f"| `{c}` | " + " | ".join(_fmt(v.get(c)) for *_, v in picks) + " |" for c in names]
+        lines += ["", "Picks: " + "; ".join(f"NFE {k}: `{c}` ({v[c]:.2f})" for k, c, _, v in picks), "",
+                  "Without the original sampler (the start of a solver named explicitly where the pick starts at "
+                  "t = 0): " + "; ".join(f"NFE {k}: `{c}` ({v[c]:.2f})" for k, _, c, v in picks), ""]
     starts = [c.name for c in start_candidates()]
     nfes = [k for k in START_NFES if any(rule_score(s, ms, c, k) is not None for c in starts)]
     if nfes:

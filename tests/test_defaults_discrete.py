@@ -42,18 +42,29 @@ def test_discrete_rule_is_the_committed_choice():
     the smaller score. DISCRETE_RULE holds each pick from its NFE to the next."""
     nfes, table = _rule_table()
     assert nfes == [15, 20, 50, 100] and len(table) >= 10
-    pick = _name(discrete_row(nfes[0] - 1))
+
+    def rule(vals, previous):
+        best = min(vals.values())
+        ties = [c for c, v in vals.items() if v <= best * (1 + START_NOISE_BAND)]
+        return previous if previous in ties else min(ties, key=lambda c: (_eta(c), vals[c]))
+
+    pick = other = _name(discrete_row(nfes[0] - 1))
     picks = {}
     for i, k in enumerate(nfes):
         vals = {c: v[i] for c, v in table.items() if v[i] is not None}
-        best = min(vals.values())
-        ties = [c for c, v in vals.items() if v <= best * (1 + START_NOISE_BAND)]
-        pick = pick if pick in ties else min(ties, key=lambda c: (_eta(c), vals[c]))
-        picks[k] = pick
+        pick = rule(vals, pick)
+        other = rule({c: v for c, v in vals.items() if not c.startswith("bfn/")}, other)   # without the original
+        picks[k] = (pick, _eta(other))
     for k in range(1, 301):
-        got = _name(discrete_row(k))
+        row = discrete_row(k)
         below = [n for n in nfes if n <= k]
-        assert got == (picks[below[-1]] if below else _name(DISCRETE_RULE[0])), k
+        if not below:
+            assert row == DISCRETE_RULE[0]
+            continue
+        pick, eta = picks[below[-1]]
+        assert _name(row) == pick, k
+        if row.solver == "bfn":          # its eta: the start of a solver named explicitly, the pick without it
+            assert row.eta == eta, k
 
 
 def test_discrete_rule_rows():
@@ -78,19 +89,20 @@ def test_sample_resolves_the_rule_and_explicit_arguments_win(nfe):
     oracle, process = markov_problem()
     row = discrete_row(nfe)
     t0 = float(process.t_of_natural_time(torch.tensor(row.eta, dtype=torch.float64)))
-    assert resolve_defaults(process, None, None, None, None, nfe) == (row.solver, "uniform", t0, row.final)
+    t_row = 0.0 if row.solver == "bfn" else t0           # the original sampler starts at the prior
+    assert resolve_defaults(process, None, None, None, None, nfe) == (row.solver, "uniform", t_row, row.final)
     assert default_solver(process, nfe) == row.solver and default_final(row.solver, process, nfe) == row.final
-    assert default_t_start(process, row.solver, nfe) == t0
+    assert default_t_start(process, row.solver, nfe) == t_row
     g = lambda: torch.Generator().manual_seed(0)
     x, info = bfnsolvers.sample(oracle, process, nfe=nfe, shape=(4, 5), generator=g(), dtype=torch.float64)
-    y, _ = bfnsolvers.sample(oracle, process, row.solver, nfe, "uniform", (4, 5), t_start=t0, final=row.final,
+    y, _ = bfnsolvers.sample(oracle, process, row.solver, nfe, "uniform", (4, 5), t_start=t_row, final=row.final,
                              start="zero", generator=g(), dtype=torch.float64)
     assert torch.equal(x, y) and info.nfe == nfe and info.solver == row.solver and info.final == row.final
-    assert float(info.times[0]) == pytest.approx(t0, rel=1e-12)
+    assert float(info.times[0]) == pytest.approx(t_row, rel=1e-12)
     other = next(s for s in ("bfn-unipc3-t", "sde-bfn-solver2-s") if s != row.solver)
     _, info = bfnsolvers.sample(oracle, process, other, nfe=nfe, shape=(4, 5))           # an explicit solver wins,
     assert info.solver == other and info.final == row.final                               # the rest stays the rule's
-    assert float(info.times[0]) == pytest.approx(t0, rel=1e-12)
+    assert float(info.times[0]) == pytest.approx(t0, rel=1e-12)                           # (from eta, not t = 0)
     for final in ("denoise", "drop"):                                                     # an explicit final wins
         _, info = bfnsolvers.sample(oracle, process, nfe=nfe, shape=(4, 5), final=final)
         assert info.final == final and info.nfe == nfe and info.solver == row.solver

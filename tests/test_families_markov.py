@@ -83,15 +83,22 @@ def test_rule_by_nfe_ties_keep_the_previous_pick_then_the_earliest_start():
     g = mod["pick_by_nfe"].__globals__
     g["HIGH_NFES"], g["high_candidates"] = (15, 20, 50), lambda k: [inc, a, b]
     picks = mod["pick_by_nfe"](mod["Scores"](rows, 10), [0, 2, 4], inc)
-    assert [(k, c) for k, c, _ in picks] == [(15, inc), (20, a)]          # 50: no cells, no pick
-    assert picks[1][2][b] == pytest.approx(1.0)
+    assert [(k, c) for k, c, *_ in picks] == [(15, inc), (20, a)]         # 50: no cells, no pick
+    assert picks[1][3][b] == pytest.approx(1.0)
     mid = "bfn-solver2-midpoint/uniform/eta=0.001/drop/full/zero/mean"
     g["high_candidates"] = lambda k: [a, b, mid]
     assert mod["pick_by_nfe"](mod["Scores"](rows, 10), [0, 2, 4], inc) == []   # mid not run at 15: no pick
     rows += [{"kind": "cell", "member": m, "config": mid, "nfe": 15, "samples": 10, "gap": [0.5] * 2,
               "tv": [1.0] * 2} for m in (0, 2, 4)]
     picks = mod["pick_by_nfe"](mod["Scores"](rows, 10), [0, 2, 4], inc)
-    assert [(k, c) for k, c, _ in picks] == [(15, a), (20, a)] and mid not in picks[1][2]   # infeasible at 20
+    assert [(k, c) for k, c, *_ in picks] == [(15, a), (20, a)] and mid not in picks[1][3]   # infeasible at 20
+    # the original sampler: the pick where it is best; the pick without it is the explicit solvers' start
+    bfn = "bfn/uniform/eta=0/denoise/full/zero/mean"
+    g["high_candidates"] = lambda k: [inc, a, b, bfn]
+    rows += [{"kind": "cell", "member": m, "config": bfn, "nfe": k, "samples": 10, "gap": [0.1 * v] * 2,
+              "tv": [0.2 * v] * 2} for k, v in ((15, 1.0), (20, 5.0)) for m in (0, 2, 4)]
+    picks = mod["pick_by_nfe"](mod["Scores"](rows, 10), [0, 2, 4], inc)
+    assert [(k, c, o) for k, c, o, _ in picks] == [(15, bfn, inc), (20, a, a)]
 
 
 def test_benchmark_runs_and_resumes(tmp_path):
