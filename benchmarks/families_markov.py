@@ -247,6 +247,11 @@ class Scores:
         self.cells = {(r["member"], r["config"], r["nfe"]): r for r in rows
                       if r["kind"] == "cell" and r["samples"] == samples and r["member"] in self.floor
                       and _resolved(r) == _now(r["config"], r["nfe"])}
+        # an "ours" / "ours-ode" cell of earlier defaults counts under the configuration it ran
+        for r in rows:
+            if r["kind"] == "cell" and r["samples"] == samples and r["member"] in self.floor \
+                    and r["config"] in ("ours", "ours-ode"):
+                self.cells.setdefault((r["member"], _resolved(r), r["nfe"]), r)
         # a candidate cell with the configuration "ours" / "ours-ode" resolve to is the same draw (the same seed):
         # it stands in for theirs
         for (m, c, k), r in list(self.cells.items()):
@@ -300,6 +305,21 @@ def _tie_pick(vals: dict[str, float], previous: str) -> str:
     best = min(vals.values())
     ties = [c for c, v in vals.items() if v <= best * (1 + START_NOISE_BAND)]
     return previous if previous in ties else min(ties, key=lambda c: (parse_config(c).eta, vals[c]))
+
+
+def set_split_noise(scores: Scores, ms: list[int], configs, nfe: int) -> float | None:
+    """How far the rule's score moves between two independent sample sets: the median over ``configs`` of
+    |a - b| / ((a + b) / 2), a and b the median over members of the geometric-mean ratio from set 0 alone and from
+    set 1 alone (None if no config has both on every member)."""
+    rel = []
+    for c in configs:
+        cells = [scores.cells.get((m, c, nfe)) for m in ms]
+        if not ms or None in cells or any(len(r["gap"]) < 2 for r in cells):
+            continue
+        a, b = (statistics.median(geometric_mean([max(r[q][j], 1e-12) / scores.floor[m][q] for q in METRICS])
+                                  for m, r in zip(ms, cells)) for j in (0, 1))
+        rel.append(abs(a - b) / ((a + b) / 2))
+    return statistics.median(rel) if rel else None
 
 
 def pick_by_nfe(scores: Scores, ms: list[int], incumbent: str) -> list[tuple[int, str, str, dict]]:
@@ -505,6 +525,14 @@ def _half_tables(s: Scores, ms: list[int], ours: str, ode: str) -> list[str]:
         lines += ["- the previous default (`" + old_cfg + "`), median geometric-mean ratio: " + "; ".join(
             f"NFE {k}: {_fmt(rule_score(s, ms, old_cfg, k))} (now {_fmt(rule_score(s, ms, ours, k))})"
             for k in (5, 10, 20) if all((m, old_cfg, k) in s.cells for m in ms)), ""]
+    prev = {k: Config("sde-bfn-unipc3-t", eta=_eta_8dbdc81(k), final="denoise").name for k in HIGH_NFES}
+    ks = [k for k in HIGH_NFES if prev[k] != _now(ours, k) and all((m, prev[k], k) in s.cells for m in ms)
+          and all(s.score(m, ours, k) is not None for m in ms)]
+    if ks:
+        lines += ["- the default of commit 8dbdc81 (`sde-bfn-unipc3-t`, its eta by NFE, \"denoise\") where the rule "
+                  "changed it, median geometric-mean ratio: " + "; ".join(
+                      f"NFE {k}: {_fmt(rule_score(s, ms, prev[k], k))} (now {_fmt(rule_score(s, ms, ours, k))}, "
+                      f"lower on {fraction(s.score(m, ours, k) < s.score(m, prev[k], k) for m in ms)})" for k in ks), ""]
     # ODE monotonicity: the score falls with NFE until it is within 1.5x of the floor on both metrics
     ks = [k for k in NFES + (PLATEAU_NFE,) if all((m, ode, k) in s.cells for m in ms)]
     if len(ks) > 1:
@@ -584,6 +612,9 @@ def report(rows, args, command: str, choosing: list[int], reporting: list[int]) 
                   "below it, `" + default_config(HIGH_NFES[0] - 1).name + "`), else the earliest start eta wins.", "",
                   "| config | " + " | ".join(f"NFE {k}" for k, *_ in picks) + " |", "|---|" + "---:|" * len(picks)]
         lines += [f"| `{c}` | " + " | ".join(_fmt(v.get(c)) for *_, v in picks) + " |" for c in names]
+        noise = [set_split_noise(s, ms, v, k) for k, *_, v in picks]
+        lines += ["| noise: the score's relative change between the two sample sets of a cell (median over the "
+                  "candidates) | " + " | ".join("-" if x is None else f"{x:.0%}" for x in noise) + " |"]
         lines += ["", "Picks: " + "; ".join(f"NFE {k}: `{c}` ({v[c]:.2f})" for k, c, _, v in picks), "",
                   "Without the original sampler (the start of a solver named explicitly where the pick starts at "
                   "t = 0): " + "; ".join(f"NFE {k}: `{c}` ({v[c]:.2f})" for k, _, c, v in picks), ""]

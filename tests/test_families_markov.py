@@ -101,6 +101,17 @@ def test_rule_by_nfe_ties_keep_the_previous_pick_then_the_earliest_start():
     assert [(k, c, o) for k, c, o, _ in picks] == [(15, bfn, inc), (20, a, a)]
 
 
+def test_set_split_noise():
+    """Set 0 reads 1x the floor on both metrics on every member, set 1 2x: medians 1 and 2, noise 1 / 1.5."""
+    mod = _bench()
+    rows = [{"kind": "floor", "member": m, "samples": 10, "gap": 0.1, "tv": 0.2} for m in (0, 2, 4)]
+    rows += [{"kind": "cell", "member": m, "config": "c", "nfe": 5, "samples": 10, "gap": [0.1, 0.2],
+              "tv": [0.2, 0.4]} for m in (0, 2, 4)]
+    s = mod["Scores"](rows, 10)
+    assert mod["set_split_noise"](s, [0, 2, 4], ["c", "missing"], 5) == pytest.approx(1 / 1.5)
+    assert mod["set_split_noise"](s, [0, 2, 4], ["missing"], 5) is None
+
+
 def test_benchmark_runs_and_resumes(tmp_path):
     mod = _bench()
     mod["main"].__globals__["CANDIDATES"] = mod["CANDIDATES"][:1]
