@@ -491,6 +491,10 @@ def _half_tables(s: Scores, ms: list[int], ours: str, ode: str) -> list[str]:
               + " | ".join(fraction(None if s.score(m, ours, k) is None else
                                     all(s.ratio(m, ours, k, q) <= 1.5 for q in METRICS) for m in ms)
                            for k in nfes) + " |", ""]
+    same = [k for k in nfes if _now(ours, k) in PUBLISHED]
+    if same:
+        lines += [f"- at NFE {', '.join(map(str, same))} ours is a published configuration itself "
+                  f"(`{_now(ours, same[0])}`): never strictly below the best of them", ""]
     at5 = [s.beats(m, ours, 5, 10) for m in ms]
     lines += [f"- ours at NFE 5 below the best published at NFE 10 on both metrics: {fraction(at5)}"
               + (f" (not on {[m for m, b in zip(ms, at5) if b is False]})" if False in at5 else ""), ""]
@@ -536,7 +540,8 @@ def _half_tables(s: Scores, ms: list[int], ours: str, ode: str) -> list[str]:
     # ODE monotonicity: the score falls with NFE until it is within 1.5x of the floor on both metrics
     ks = [k for k in NFES + (PLATEAU_NFE,) if all((m, ode, k) in s.cells for m in ms)]
     if len(ks) > 1:
-        lines += [f"ODE plateau check (`{_config(ode).name}`, NFE {ks[0]}-{ks[-1]}): the geometric-mean ratio must "
+        lines += [f"ODE plateau check (`{DEFAULTS['discrete'].ode_solver}` from the default's eta with its final "
+                  f"step at each NFE, NFE {ks[0]}-{ks[-1]}): the geometric-mean ratio must "
                   "fall from each NFE to the next (by any amount) until both ratios are within 1.5x of the floor:", ""]
         bad = []
         for m in ms:
@@ -563,7 +568,9 @@ HISTORY = ("--stage choose  (first round: 23 candidates + published, choosing ha
            "--stage start --nfe 50",
            "--stage start --nfe 100  (then DISCRETE_START_RULE set by the rule)",
            "--stage ours --half reporting --nfe 50 100  (the default with the new start; the ODE not rerun)",
-           "--stage high  (the rule by NFE's candidates, NFE 15-100; then DISCRETE_RULE set by the rule)")
+           "--stage high  (the rule by NFE's candidates, NFE 15-100; then DISCRETE_RULE set by the rule)",
+           "--stage ours --half reporting --nfe 15 20 50 100  (the new rows; NFE 50-100: the published cells of the "
+           "original sampler stand in; the ODE at NFE 200 not rerun)")
 
 
 def report(rows, args, command: str, choosing: list[int], reporting: list[int]) -> None:
