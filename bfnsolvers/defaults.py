@@ -93,6 +93,9 @@ class DiscreteRow(NamedTuple):
 #: original sampler; 1.59 for the 8dbdc81 default: a tie, the earlier start wins), NFE 100 1.34 (1.71; next
 #: best 1.62). On the original sampler's rows eta is the same rule's pick without it (NFE 50: 0.01, 100: 0.001).
 #: Between the NFEs measured a row holds up to the next one (NFE 21-49: the NFE 20 row, not measured there).
+#: On the held-out half these rows do not beat the 8dbdc81 default (median 1.61 vs 1.64 at NFE 15, 1.66 vs 1.27 at
+#: 20, 2.05 vs 1.16 at 50, 1.59 vs 1.41 at 100): the score moves 11-24% between a cell's two sample sets, about as
+#: much as the candidates differ, so 10 members x 2 sets of 500 cannot rank them (docs/defaults.md).
 DISCRETE_RULE: tuple[DiscreteRow, ...] = (
     DiscreteRow(1, "sde-bfn-unipc3-t", "denoise", 0.03),
     DiscreteRow(15, "sde-bfn-unipc3-t", "drop", 0.001),
