@@ -322,6 +322,13 @@ def set_split_noise(scores: Scores, ms: list[int], configs, nfe: int) -> float |
     return statistics.median(rel) if rel else None
 
 
+def paired_log_ratio(scores: Scores, ms: list[int], a: str, b: str, nfe: int) -> tuple[float, float]:
+    """(mean, standard error) over the members of log(score of a / score of b): the paired difference of two
+    configurations, which the median of each leaves out."""
+    d = [math.log(scores.score(m, a, nfe) / scores.score(m, b, nfe)) for m in ms]
+    return statistics.mean(d), (statistics.stdev(d) / math.sqrt(len(d)) if len(d) > 1 else float("nan"))
+
+
 def pick_by_nfe(scores: Scores, ms: list[int], incumbent: str) -> list[tuple[int, str, str, dict]]:
     """``DISCRETE_RULE``'s rule at each of HIGH_NFES in turn (``_tie_pick``) among the feasible ``high_candidates``
     by rule_score, the previous NFE's pick winning a tie (first: ``incumbent``, the default below NFE 15); and the
@@ -536,7 +543,9 @@ def _half_tables(s: Scores, ms: list[int], ours: str, ode: str) -> list[str]:
         lines += ["- the default of commit 8dbdc81 (`sde-bfn-unipc3-t`, its eta by NFE, \"denoise\") where the rule "
                   "changed it, median geometric-mean ratio: " + "; ".join(
                       f"NFE {k}: {_fmt(rule_score(s, ms, prev[k], k))} (now {_fmt(rule_score(s, ms, ours, k))}, "
-                      f"lower on {fraction(s.score(m, ours, k) < s.score(m, prev[k], k) for m in ms)})" for k in ks), ""]
+                      f"lower on {fraction(s.score(m, ours, k) < s.score(m, prev[k], k) for m in ms)}; paired mean "
+                      "log ratio now / then %+.2f ± %.2f)" % paired_log_ratio(s, ms, ours, prev[k], k) for k in ks)
+                  + " (± one standard error over the members)", ""]
     # ODE monotonicity: the score falls with NFE until it is within 1.5x of the floor on both metrics
     ks = [k for k in NFES + (PLATEAU_NFE,) if all((m, ode, k) in s.cells for m in ms)]
     if len(ks) > 1:

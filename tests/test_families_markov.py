@@ -112,6 +112,18 @@ def test_set_split_noise():
     assert mod["set_split_noise"](s, [0, 2, 4], ["missing"], 5) is None
 
 
+def test_paired_log_ratio():
+    """Config a reads 2x, 4x, 8x the floor on three members, b 1x everywhere: log ratios log 2, log 4, log 8."""
+    mod = _bench()
+    rows = [{"kind": "floor", "member": m, "samples": 10, "gap": 0.1, "tv": 0.2} for m in (0, 2, 4)]
+    for c, vals in (("a", (2.0, 4.0, 8.0)), ("b", (1.0, 1.0, 1.0))):
+        rows += [{"kind": "cell", "member": m, "config": c, "nfe": 5, "samples": 10, "gap": [0.1 * v] * 2,
+                  "tv": [0.2 * v] * 2} for m, v in zip((0, 2, 4), vals)]
+    mean, se = mod["paired_log_ratio"](mod["Scores"](rows, 10), [0, 2, 4], "a", "b", 5)
+    d = [math.log(2), math.log(4), math.log(8)]
+    assert mean == pytest.approx(math.log(4)) and se == pytest.approx(np.std(d, ddof=1) / math.sqrt(3))
+
+
 def test_benchmark_runs_and_resumes(tmp_path):
     mod = _bench()
     mod["main"].__globals__["CANDIDATES"] = mod["CANDIDATES"][:1]
