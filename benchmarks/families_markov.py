@@ -2,6 +2,7 @@
 
     python benchmarks/families_markov.py --stage choose      # candidates + published on the choosing half, NFE <= 20
     python benchmarks/families_markov.py --stage start       # the default's start eta on the choosing half, NFE 50-100
+    python benchmarks/families_markov.py --stage high        # the discrete rule's candidates, choosing half, NFE 15-100
     python benchmarks/families_markov.py --stage published   # the published solvers at every NFE, both halves
     python benchmarks/families_markov.py --stage ours        # the default (sample() with no solver) and its ODE
     python benchmarks/families_markov.py --report-only       # re-renders report.md from results.jsonl
@@ -31,7 +32,7 @@ from pathlib import Path
 import torch
 
 import bfnsolvers
-from bfnsolvers.defaults import DEFAULTS, PUBLISHED_ETA, default_discrete_eta
+from bfnsolvers.defaults import DEFAULT_START, DEFAULTS, PUBLISHED_ETA, START_NOISE_BAND, discrete_row
 from bfnsolvers.metrics.oracle_metrics import markov_bigram_tv, markov_nll_gap
 from bfnsolvers.oracle_families import markov_member, members
 
@@ -125,20 +126,44 @@ def candidates() -> list[Config]:
 
 def start_candidates() -> list[Config]:
     """The discrete default (solver, grid, final) from eta in {0.001, 0.003, 0.01, 0.03}: what
-    ``DISCRETE_START_RULE`` chooses among at NFE 50-100."""
+    ``DISCRETE_START_RULE`` (commit 8dbdc81, now the eta of ``DISCRETE_RULE``) chose among at NFE 50-100."""
     return [Config("sde-bfn-unipc3-t", eta=e, final="denoise") for e in (1e-3, 3e-3, 1e-2, 3e-2)]
 
 
 CANDIDATES = tuple(c.name for c in candidates())
 
+#: The NFEs the discrete rule chooses at one by one (``DISCRETE_RULE``), among ``high_candidates``.
+HIGH_NFES = (15, 20, 50, 100)
+#: The start in u of the discrete default before it was chosen by NFE (commit 8dbdc81: ``DISCRETE_START_RULE``).
+_START_8DBDC81 = ((1, 0.03), (50, 0.01), (100, 0.001))
+
+
+def _eta_8dbdc81(nfe: int) -> float:
+    return [e for k, e in _START_8DBDC81 if k <= nfe][-1]
+
+
+def high_candidates(nfe: int) -> list[str]:
+    """What the discrete rule chooses among at ``nfe`` calls (``HIGH_NFES``): the published solvers on their
+    published grids, the default of commit 8dbdc81 (sde-bfn-unipc3-t, its eta by NFE, "denoise"), and the hybrids:
+    that solver with the published final step and / or eta, the published SDE solver with the default's start and /
+    or final step, and the second-order solver with a corrector (sde-bfn-unipc2-t) on the published grid. Infeasible
+    ones (the midpoint solver at an even NFE) drop out later."""
+    eta, pub = _eta_8dbdc81(nfe), PUBLISHED_ETA["discrete"]
+    ours, sde2 = Config("sde-bfn-unipc3-t", eta=eta, final="denoise"), Config("sde-bfn-solver2-s", eta=eta)
+    hybrids = [ours, replace(ours, final="drop"), replace(ours, eta=pub, final="drop"), replace(ours, eta=pub),
+               replace(sde2, final="denoise"), replace(sde2, eta=pub, final="denoise"), sde2,
+               Config("sde-bfn-unipc2-t")]
+    return list(dict.fromkeys(PUBLISHED + tuple(c.name for c in hybrids)))
+
 
 def _config(name: str, nfe: int | None = None) -> Config:
     """"ours": the defaults at ``nfe`` calls (``default_config``); "ours-ode": the same with the ODE solver of
-    ``DEFAULTS['discrete']`` (the plateau check); any other name: ``parse_config``."""
+    ``DEFAULTS['discrete']`` (the plateau check; from the row's eta where the default is the original sampler);
+    any other name: ``parse_config``."""
     if name == "ours":
         return default_config(nfe)
     if name == "ours-ode":
-        return replace(default_config(nfe), solver=DEFAULTS["discrete"].ode_solver)
+        return replace(default_config(nfe), solver=DEFAULTS["discrete"].ode_solver, eta=discrete_row(nfe).eta)
     return parse_config(name)
 
 
@@ -149,10 +174,11 @@ def plateau_config() -> str:
 
 
 def default_config(nfe: int | None = None) -> Config:
-    """The discrete defaults of ``sample`` at ``nfe`` calls as a ``Config`` (what ``sample`` with no solver runs;
-    the start by NFE: ``default_discrete_eta``)."""
-    d = DEFAULTS["discrete"]
-    return Config(d.solver, d.schedule, default_discrete_eta(nfe), d.final, False, "zero")
+    """The discrete defaults of ``sample`` at ``nfe`` calls as a ``Config`` (what ``sample`` with no solver runs:
+    the row of ``DISCRETE_RULE``, ``discrete_row``)."""
+    row = discrete_row(nfe)
+    eta = 0.0 if row.solver == "bfn" else row.eta       # the original sampler starts at the prior
+    return Config(row.solver, DEFAULTS["discrete"].schedule, eta, row.final, False, DEFAULT_START)
 
 
 def feasible(name: str, nfe: int) -> bool:
@@ -221,6 +247,11 @@ class Scores:
         self.cells = {(r["member"], r["config"], r["nfe"]): r for r in rows
                       if r["kind"] == "cell" and r["samples"] == samples and r["member"] in self.floor
                       and _resolved(r) == _now(r["config"], r["nfe"])}
+        # an "ours" / "ours-ode" cell of earlier defaults counts under the configuration it ran
+        for r in rows:
+            if r["kind"] == "cell" and r["samples"] == samples and r["member"] in self.floor \
+                    and r["config"] in ("ours", "ours-ode"):
+                self.cells.setdefault((r["member"], _resolved(r), r["nfe"]), r)
         # a candidate cell with the configuration "ours" / "ours-ode" resolve to is the same draw (the same seed):
         # it stands in for theirs
         for (m, c, k), r in list(self.cells.items()):
@@ -268,6 +299,53 @@ def choose(scores: Scores, ms: list[int], configs, nfes) -> list[tuple[float, st
     return sorted(ranked)
 
 
+def _tie_pick(vals: dict[str, float], previous: str) -> str:
+    """The smallest score; those within START_NOISE_BAND of it tie; ``previous`` wins a tie, else the earliest start
+    eta, then the smaller score."""
+    best = min(vals.values())
+    ties = [c for c, v in vals.items() if v <= best * (1 + START_NOISE_BAND)]
+    return previous if previous in ties else min(ties, key=lambda c: (parse_config(c).eta, vals[c]))
+
+
+def set_split_noise(scores: Scores, ms: list[int], configs, nfe: int) -> float | None:
+    """How far the rule's score moves between two independent sample sets: the median over ``configs`` of
+    |a - b| / ((a + b) / 2), a and b the median over members of the geometric-mean ratio from set 0 alone and from
+    set 1 alone (None if no config has both on every member)."""
+    rel = []
+    for c in configs:
+        cells = [scores.cells.get((m, c, nfe)) for m in ms]
+        if not ms or None in cells or any(len(r["gap"]) < 2 for r in cells):
+            continue
+        a, b = (statistics.median(geometric_mean([max(r[q][j], 1e-12) / scores.floor[m][q] for q in METRICS])
+                                  for m, r in zip(ms, cells)) for j in (0, 1))
+        rel.append(abs(a - b) / ((a + b) / 2))
+    return statistics.median(rel) if rel else None
+
+
+def paired_log_ratio(scores: Scores, ms: list[int], a: str, b: str, nfe: int) -> tuple[float, float]:
+    """(mean, standard error) over the members of log(score of a / score of b): the paired difference of two
+    configurations, which the median of each leaves out."""
+    d = [math.log(scores.score(m, a, nfe) / scores.score(m, b, nfe)) for m in ms]
+    return statistics.mean(d), (statistics.stdev(d) / math.sqrt(len(d)) if len(d) > 1 else float("nan"))
+
+
+def pick_by_nfe(scores: Scores, ms: list[int], incumbent: str) -> list[tuple[int, str, str, dict]]:
+    """``DISCRETE_RULE``'s rule at each of HIGH_NFES in turn (``_tie_pick``) among the feasible ``high_candidates``
+    by rule_score, the previous NFE's pick winning a tie (first: ``incumbent``, the default below NFE 15); and the
+    same among the candidates but the original sampler (the start of a solver named explicitly where the pick is
+    "bfn", which starts at t = 0). Rows (nfe, pick, pick but bfn, scores); it stops at the first NFE some feasible
+    candidate has not been run at on every member."""
+    out, other = [], incumbent
+    for k in HIGH_NFES:
+        vals = {c: rule_score(scores, ms, c, k) for c in high_candidates(k) if feasible(c, k)}
+        if None in vals.values():
+            break
+        incumbent = _tie_pick(vals, incumbent)
+        other = _tie_pick({c: v for c, v in vals.items() if parse_config(c).solver != "bfn"}, other)
+        out.append((k, incumbent, other, vals))
+    return out
+
+
 # ---------------------------------------------------------------- the run
 
 def main(argv=None) -> None:
@@ -276,7 +354,7 @@ def main(argv=None) -> None:
     ap.add_argument("--samples", type=int, default=500)
     ap.add_argument("--sets", type=int, default=2, help="independent sample sets per cell")
     ap.add_argument("--floor-sets", type=int, default=24)
-    ap.add_argument("--stage", choices=("choose", "start", "published", "ours", "old"), nargs="+", default=[],
+    ap.add_argument("--stage", choices=("choose", "high", "start", "published", "ours", "old"), nargs="+", default=[],
                     help="what to run (in this order): see the module docstring")
     ap.add_argument("--nfe", type=int, nargs="+", default=None, help="run only these NFEs of the stages")
     ap.add_argument("--half", choices=("both", "reporting", "choosing"), default="both", help="run only this half")
@@ -300,6 +378,8 @@ def main(argv=None) -> None:
     for stage in ([] if args.report_only else args.stage):
         if stage == "choose":
             plan += [(m, c, k) for c in PUBLISHED + CANDIDATES for m in choosing for k in CHOOSE_NFES]
+        elif stage == "high":        # the discrete rule's candidates at NFE 15-100, choosing half
+            plan += [(m, c, k) for k in HIGH_NFES for c in high_candidates(k) for m in choosing]
         elif stage == "start":       # the default's start time at many calls, choosing half
             plan += [(m, c.name, k) for k in START_NFES for m in choosing for c in start_candidates()]
         elif stage == "published":   # the published solvers at every NFE: held-out half first
@@ -312,6 +392,8 @@ def main(argv=None) -> None:
             plan += [(m, Config("sde-bfn-unipc3-t").name, k) for m in reporting for k in (5, 10, 20)]
     done = {(r["member"], r["config"], r["nfe"]) for r in rows if r["kind"] == "cell" and r["samples"] == args.samples
             and _resolved(r) == _now(r["config"], r["nfe"])}
+    # "ours" / "ours-ode" where a candidate cell of the configuration they resolve to stands in (the same draw)
+    done |= {(m, a, k) for m, c, k in list(done) for a in ("ours", "ours-ode") if c == _now(a, k)}
     plan = [p for p in dict.fromkeys(plan) if p not in done and feasible(p[1], p[2])]
     if args.nfe:
         plan = [p for p in plan if p[2] in args.nfe]
@@ -377,6 +459,21 @@ def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}"
 
 
+def _runs(names: list[str]) -> list[tuple[str, list[int]]]:
+    """Consecutive NFES with the same name, grouped: [(name, [nfe, ...]), ...]."""
+    out: list[tuple[str, list[int]]] = []
+    for k, c in zip(NFES, names):
+        if out and out[-1][0] == c:
+            out[-1][1].append(k)
+        else:
+            out.append((c, [k]))
+    return out
+
+
+def _span(ks: list[int]) -> str:
+    return f"{ks[0]}" if len(ks) == 1 else f"{ks[0]}-{ks[-1]}"
+
+
 def _half_tables(s: Scores, ms: list[int], ours: str, ode: str) -> list[str]:
     lines = []
     nfes = [k for k in NFES if any((m, ours, k) in s.cells for m in ms)]
@@ -401,6 +498,10 @@ def _half_tables(s: Scores, ms: list[int], ours: str, ode: str) -> list[str]:
               + " | ".join(fraction(None if s.score(m, ours, k) is None else
                                     all(s.ratio(m, ours, k, q) <= 1.5 for q in METRICS) for m in ms)
                            for k in nfes) + " |", ""]
+    same = [k for k in nfes if _now(ours, k) in PUBLISHED]
+    if same:
+        lines += [f"- at NFE {', '.join(map(str, same))} ours is a published configuration itself "
+                  f"(`{_now(ours, same[0])}`): never strictly below the best of them", ""]
     at5 = [s.beats(m, ours, 5, 10) for m in ms]
     lines += [f"- ours at NFE 5 below the best published at NFE 10 on both metrics: {fraction(at5)}"
               + (f" (not on {[m for m, b in zip(ms, at5) if b is False]})" if False in at5 else ""), ""]
@@ -435,10 +536,21 @@ def _half_tables(s: Scores, ms: list[int], ours: str, ode: str) -> list[str]:
         lines += ["- the previous default (`" + old_cfg + "`), median geometric-mean ratio: " + "; ".join(
             f"NFE {k}: {_fmt(rule_score(s, ms, old_cfg, k))} (now {_fmt(rule_score(s, ms, ours, k))})"
             for k in (5, 10, 20) if all((m, old_cfg, k) in s.cells for m in ms)), ""]
+    prev = {k: Config("sde-bfn-unipc3-t", eta=_eta_8dbdc81(k), final="denoise").name for k in HIGH_NFES}
+    ks = [k for k in HIGH_NFES if prev[k] != _now(ours, k) and all((m, prev[k], k) in s.cells for m in ms)
+          and all(s.score(m, ours, k) is not None for m in ms)]
+    if ks:
+        lines += ["- the default of commit 8dbdc81 (`sde-bfn-unipc3-t`, its eta by NFE, \"denoise\") where the rule "
+                  "changed it, median geometric-mean ratio: " + "; ".join(
+                      f"NFE {k}: {_fmt(rule_score(s, ms, prev[k], k))} (now {_fmt(rule_score(s, ms, ours, k))}, "
+                      f"lower on {fraction(s.score(m, ours, k) < s.score(m, prev[k], k) for m in ms)}; paired mean "
+                      "log ratio now / then %+.2f ± %.2f)" % paired_log_ratio(s, ms, ours, prev[k], k) for k in ks)
+                  + " (± one standard error over the members)", ""]
     # ODE monotonicity: the score falls with NFE until it is within 1.5x of the floor on both metrics
     ks = [k for k in NFES + (PLATEAU_NFE,) if all((m, ode, k) in s.cells for m in ms)]
     if len(ks) > 1:
-        lines += [f"ODE plateau check (`{_config(ode).name}`, NFE {ks[0]}-{ks[-1]}): the geometric-mean ratio must "
+        lines += [f"ODE plateau check (`{DEFAULTS['discrete'].ode_solver}` from the default's eta with its final "
+                  f"step at each NFE, NFE {ks[0]}-{ks[-1]}): the geometric-mean ratio must "
                   "fall from each NFE to the next (by any amount) until both ratios are within 1.5x of the floor:", ""]
         bad = []
         for m in ms:
@@ -464,7 +576,10 @@ HISTORY = ("--stage choose  (first round: 23 candidates + published, choosing ha
            "--start-check 17  (start-check.md)",
            "--stage start --nfe 50",
            "--stage start --nfe 100  (then DISCRETE_START_RULE set by the rule)",
-           "--stage ours --half reporting --nfe 50 100  (the default with the new start; the ODE not rerun)")
+           "--stage ours --half reporting --nfe 50 100  (the default with the new start; the ODE not rerun)",
+           "--stage high  (the rule by NFE's candidates, NFE 15-100; then DISCRETE_RULE set by the rule)",
+           "--stage ours --half reporting --nfe 15 20 50 100  (the new rows; NFE 50-100: the published cells of the "
+           "original sampler stand in; the ODE at NFE 200 not rerun)")
 
 
 def report(rows, args, command: str, choosing: list[int], reporting: list[int]) -> None:
@@ -472,17 +587,15 @@ def report(rows, args, command: str, choosing: list[int], reporting: list[int]) 
     ode = plateau_config()
     lines = ["# Discrete defaults on the random Markov-chain family", "", f"Command: `{command}`; results.jsonl made by "
              + "; ".join(f"`python benchmarks/families_markov.py {h.split('  ')[0]}`" + (f" ({h.split('  (')[1]}" if "  (" in h else "")
-                         for h in HISTORY) + ". Not run (time): the published solvers at NFE 50-100 and the ODE at "
-             "NFE 50-200 on the choosing half.", "",
+                         for h in HISTORY) + ". Not run (time): the ODE at NFE 50-200 on the choosing half.", "",
              f"Members: the first {args.members} seeds of each half of `markov_member` (even: choosing, odd: held "
              f"out; K 2-64, L 8-128, beta_1 = beta_usual(K) x 3^(-1..1), transition rows Dirichlet(0.02-2)); "
              f"{args.sets} sets of {args.samples} sequences per cell, float64. Every number is a ratio to the "
              f"member's noise floor (the median of the metric over {args.floor_sets} exact sets of {args.samples}; "
              "1 = indistinguishable from exact samples): |entropy gap| (NLL per token of the samples under the chain "
              "minus its entropy rate) and the total variation of adjacent-pair frequencies. ours = `sample` with no "
-             f"solver: `{default_config(10).name}` (solver/grid/eta in u/final/order at the end/start/readout), "
-             "the start eta by NFE (`defaults.DISCRETE_START_RULE`: " + ", ".join(
-                 f"NFE {k}: {default_discrete_eta(k):g}" for k in NFES) + "). "
+             "solver, by NFE (`defaults.DISCRETE_RULE`; solver/grid/eta in u/final/order at the end/start/readout): "
+             + "; ".join(f"NFE {_span(ks)}: `{c}`" for c, ks in _runs([default_config(k).name for k in NFES])) + ". "
              "published = the one with the lowest geometric-mean score per member and NFE of " + ", ".join(f"`{p}`" for p in PUBLISHED) + ".", ""]
     for half, ms in (("held out (odd seeds)", [m for m in reporting if m in s.floor]),
                      ("choosing (even seeds)", [m for m in choosing if m in s.floor])):
@@ -503,11 +616,29 @@ def report(rows, args, command: str, choosing: list[int], reporting: list[int]) 
         lines += [f"| - | best published (per member and NFE) | {mean_log} | " + " | ".join(_fmt(x) for x in per) + " |", ""]
         best_per_nfe = [min(ranked, key=lambda r, i=i: r[2][i])[1] for i in range(len(CHOOSE_NFES))]
         lines += ["Best candidate per NFE: " + "; ".join(f"{k}: `{c}`" for k, c in zip(CHOOSE_NFES, best_per_nfe)), ""]
+    picks = pick_by_nfe(s, ms, default_config(HIGH_NFES[0] - 1).name)
+    if picks:
+        names = list(dict.fromkeys(c for k in HIGH_NFES for c in high_candidates(k)))
+        lines += ["## The rule by NFE (choosing half)", "",
+                  "`DISCRETE_RULE` from NFE 15 on, one NFE at a time (`--stage high`): the published solvers, the "
+                  "default of commit 8dbdc81 (eta 0.03 below NFE 50, 0.01 at 50, 0.001 at 100; \"denoise\") and "
+                  "hybrids; per NFE the median over the choosing members of the geometric mean of the two floor "
+                  f"ratios (- : not a candidate at that NFE, or infeasible). Rule: the smallest; within "
+                  f"{START_NOISE_BAND:.0%} of it a tie; a tie keeps the previous NFE's pick (NFE 15: the default "
+                  "below it, `" + default_config(HIGH_NFES[0] - 1).name + "`), else the earliest start eta wins.", "",
+                  "| config | " + " | ".join(f"NFE {k}" for k, *_ in picks) + " |", "|---|" + "---:|" * len(picks)]
+        lines += [f"| `{c}` | " + " | ".join(_fmt(v.get(c)) for *_, v in picks) + " |" for c in names]
+        noise = [set_split_noise(s, ms, v, k) for k, *_, v in picks]
+        lines += ["| noise: the score's relative change between the two sample sets of a cell (median over the "
+                  "candidates) | " + " | ".join("-" if x is None else f"{x:.0%}" for x in noise) + " |"]
+        lines += ["", "Picks: " + "; ".join(f"NFE {k}: `{c}` ({v[c]:.2f})" for k, c, _, v in picks), "",
+                  "Without the original sampler (the start of a solver named explicitly where the pick starts at "
+                  "t = 0): " + "; ".join(f"NFE {k}: `{c}` ({v[c]:.2f})" for k, _, c, v in picks), ""]
     starts = [c.name for c in start_candidates()]
     nfes = [k for k in START_NFES if any(rule_score(s, ms, c, k) is not None for c in starts)]
     if nfes:
         lines += ["## The start at many calls (choosing half)", "",
-                  "`DISCRETE_START_RULE` at NFE 50+: the default solver, grid and final step from each eta; per NFE "
+                  "The start of commit 8dbdc81 (`DISCRETE_START_RULE`, superseded by the rule by NFE above) at NFE 50+: the default solver, grid and final step from each eta; per NFE "
                   "the median over the choosing members of the geometric mean of the two floor ratios.", "",
                   "| eta | " + " | ".join(f"NFE {k}" for k in nfes) + " |", "|---|" + "---:|" * len(nfes)]
         lines += [f"| {parse_config(c).eta:g} | " + " | ".join(_fmt(rule_score(s, ms, c, k)) for k in nfes) + " |"

@@ -16,12 +16,10 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from .defaults import FINALS
+from .defaults import DEFAULT_NFE, FINALS
 from .schedules import SCHEDULES, parse_schedule  # noqa: F401 (parse_schedule: --schedule)
 
 DEFAULT_CHECKPOINT = "digits-continuous"
-#: Network calls of a run on a named or calibrated grid when --nfe is not given.
-DEFAULT_NFE = 10
 #: Smallest side, in pixels, of one image in a written grid (8x8 digits are upscaled 8x).
 MIN_IMAGE_PX = 64
 #: Seconds a run lasts before its progress bar appears.
@@ -204,8 +202,8 @@ def run_sample(args: argparse.Namespace) -> int:
     else:
         from .sampling import default_solver
 
-        solver_name = solver_name or default_solver(process)
-        total = plan_steps(args.nfe or DEFAULT_NFE, final or default_final(solver_name),
+        solver_name = solver_name or default_solver(process, args.nfe or DEFAULT_NFE)
+        total = plan_steps(args.nfe or DEFAULT_NFE, final or default_final(solver_name, process, args.nfe or DEFAULT_NFE),
                            get_solver(solver_name).nfe_per_step)
     with LazyProgress(f"sampling {args.checkpoint}", total, enabled=progress) as bar, torch.no_grad():
         nfe = args.nfe if isinstance(schedule, list) else (args.nfe or DEFAULT_NFE)  # a list of times sets its NFE

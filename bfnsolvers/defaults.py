@@ -6,16 +6,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal, Sequence
+from typing import Literal, NamedTuple, Sequence
 
 import torch
 from torch import Tensor
 
 from .processes import BFNProcess
 
-__all__ = ["CONTINUOUS_START_RULE", "DISCRETE_START_RULE", "DEFAULTS", "DEFAULT_SPAN", "DEFAULT_START", "FINALS", "MIN_SPAN", "START_NOISE_BAND", "START_RULES", "KindDefaults", "PUBLISHED_ETA", "READOUTS", "data_kind",
-           "default_continuous_start", "default_discrete_eta", "default_final", "default_lower_order_final", "default_start", "start_row",
-           "default_schedule", "default_solver", "default_t_start", "resolve_defaults"]
+__all__ = ["CONTINUOUS_START_RULE", "DISCRETE_RULE", "DEFAULTS", "DEFAULT_NFE", "DEFAULT_SPAN", "DEFAULT_START", "FINALS",
+           "MIN_SPAN", "START_NOISE_BAND", "DiscreteRow", "KindDefaults", "PUBLISHED_ETA", "READOUTS", "data_kind",
+           "default_continuous_start", "default_discrete_eta", "default_final", "default_lower_order_final",
+           "default_start", "discrete_row", "rule_row", "start_row", "default_schedule", "default_solver",
+           "default_t_start", "resolve_defaults"]
 
 Final = Literal["denoise", "state", "drop"]
 Readout = Literal["mean", "mode", "sample"]
@@ -23,6 +25,9 @@ Readout = Literal["mean", "mode", "sample"]
 #: at the last-but-one time); and the readouts of the final output distribution.
 FINALS: tuple[str, ...] = ("denoise", "state", "drop")
 READOUTS: tuple[str, ...] = ("mean", "mode", "sample")
+
+#: The NFE the rules read when nfe is None (``sample``'s default).
+DEFAULT_NFE = 10
 
 #: Start times of the published BFN-Solvers (CIFAR-10 and text8 configs): eta.
 PUBLISHED_ETA = {"continuous": 1e-2, "discrete": 1e-3}
@@ -63,16 +68,40 @@ CONTINUOUS_START_RULE: tuple[tuple[int, str, float], ...] = (
 #: earliest start among them wins (continuous: the seed-to-seed noise of the median on the mixture family).
 START_NOISE_BAND = 0.03
 
-#: The start of discrete data by NFE: rows (smallest NFE, start state, eta in the natural time u = sqrt(beta /
-#: beta(1))). NFE 4-20: u = 0.03, chosen with the solver, grid and final step on the choosing half of the random
-#: Markov-chain family (``DEFAULTS['discrete'].why``). NFE 50 and 100: chosen on the same 10 members (same settings)
-#: among eta in {0.001, 0.003, 0.01, 0.03} for sde-bfn-unipc3-t / uniform / "denoise" by the rule of the continuous
-#: start (the smallest median over members of the geometric mean of the |entropy gap| and pair-TV floor ratios;
-#: within START_NOISE_BAND of it tie, the earliest start wins): NFE 50: 1.77, 1.83, 1.59, 2.01 -> 0.01; NFE 100:
-#: 1.71, 1.77, 1.71, 2.14 -> 0.001 (0.01 ties within 0.3%) (benchmarks/results/families-markov/report.md). With
-#: many calls the first steps at small u are no longer wasted, and a late start's error stays. Not measured between
-#: NFE 20 and 50 (the NFE 20 row holds up to 49).
-DISCRETE_START_RULE: tuple[tuple[int, str, float], ...] = ((1, "zero", 0.03), (50, "zero", 0.01), (100, "zero", 0.001))
+
+class DiscreteRow(NamedTuple):
+    """One row of ``DISCRETE_RULE``: from ``nfe`` calls on, ``solver`` on the uniform grid from ``eta`` in the natural
+    time u = sqrt(beta / beta(1)), ending with ``final``. The original sampler ("bfn") starts at the prior (t = 0);
+    on its rows eta is the start of a solver named explicitly."""
+
+    nfe: int
+    solver: str
+    final: str
+    eta: float
+
+
+#: The defaults of discrete data by NFE (one table; ``discrete_row`` reads it): rows (smallest NFE, solver, final
+#: step, start eta in u), all from the zero start (``DEFAULT_START``) on the uniform grid. NFE 1-14: one
+#: configuration chosen on the choosing half of the random Markov-chain family (``DEFAULTS['discrete'].why``).
+#: NFE 15, 20, 50, 100: chosen one NFE at a time on the same 10 members (2 sets of 500 sequences) among the
+#: published solvers on their grids, the default of commit 8dbdc81 and 8 hybrids of the two
+#: (``benchmarks/families_markov.py --stage high``) by the rule of the start: the smallest median over members of
+#: the geometric mean of the |entropy gap| and pair-TV floor ratios; candidates within START_NOISE_BAND of it tie,
+#: and the previous NFE's pick keeps its place if it ties, else the earliest start wins (the original sampler,
+#: from t = 0, first). Median scores of the picks (benchmarks/results/families-markov/report.md, "The rule by NFE"):
+#: NFE 15 1.66 (the 8dbdc81 default 1.95, the best published 1.92), NFE 20 1.42 (1.95, 1.64), NFE 50 1.57 (the
+#: original sampler; 1.59 for the 8dbdc81 default: a tie, the earlier start wins), NFE 100 1.34 (1.71; next
+#: best 1.62). On the original sampler's rows eta is the same rule's pick without it (NFE 50: 0.01, 100: 0.001).
+#: Between the NFEs measured a row holds up to the next one (NFE 21-49: the NFE 20 row, not measured there).
+#: On the held-out half these rows do not beat the 8dbdc81 default (median 1.61 vs 1.64 at NFE 15, 1.66 vs 1.27 at
+#: 20, 2.05 vs 1.16 at 50, 1.59 vs 1.41 at 100): the score moves 11-24% between a cell's two sample sets, about as
+#: much as the candidates differ, so 10 members x 2 sets of 500 cannot rank them (docs/defaults.md).
+DISCRETE_RULE: tuple[DiscreteRow, ...] = (
+    DiscreteRow(1, "sde-bfn-unipc3-t", "denoise", 0.03),
+    DiscreteRow(15, "sde-bfn-unipc3-t", "drop", 0.001),
+    DiscreteRow(20, "sde-bfn-solver2-s", "denoise", 0.001),
+    DiscreteRow(50, "bfn", "denoise", 0.01),
+    DiscreteRow(100, "bfn", "denoise", 0.001))
 
 #: The least log-SNR span the start rule leaves below lambda(1) (a process with sigma_1 near 1 has a small lambda(1)).
 MIN_SPAN = 4.0
@@ -109,8 +138,8 @@ _DISCRETISED = replace(
 DEFAULTS: dict[str, KindDefaults] = {
     "continuous": _CONTINUOUS,
     "discretised": _DISCRETISED,
-    "discrete": KindDefaults(
-        "sde-bfn-unipc3-t", "uniform", "eta", "denoise", "bfn-unipc3-t",
+    "discrete": KindDefaults(       # solver and final: the first row of DISCRETE_RULE (by NFE: discrete_row)
+        DISCRETE_RULE[0].solver, "uniform", "eta", DISCRETE_RULE[0].final, "bfn-unipc3-t",
         "chosen by rule on the choosing half of the random Markov-chain family (benchmarks/families_markov.py: the "
         "lowest mean over NFE 4-20 of the log of the median over members of the geometric mean of the |entropy gap| "
         "and pair-TV floor ratios, among 27 configurations): the SDE solver polynomial in the natural time u with a "
@@ -118,7 +147,7 @@ DEFAULTS: dict[str, KindDefaults] = {
         "0.1 scored worse: the first steps at tiny u are wasted, at 0.1 the dropped correlations cost), zero start "
         "(the prior-mean start costs a call for a mean that is a small part of the start's error), its last call "
         "at t = 1 (\"denoise\", not \"drop\"), full order to the end; 0.786 vs 0.980 with \"drop\", 1.152 for the "
-        "previous default (eta = 0.001, \"drop\"); at NFE 50+ an earlier start (DISCRETE_START_RULE)"),
+        "previous default (eta = 0.001, \"drop\"); from NFE 15 on chosen one NFE at a time (DISCRETE_RULE)"),
 }
 
 
@@ -127,9 +156,21 @@ def data_kind(process: BFNProcess) -> str:
     return process.kind
 
 
-def default_solver(process: BFNProcess) -> str:
-    """The best measured solver for the data type (``DEFAULTS``)."""
-    return DEFAULTS[process.kind].solver
+def rule_row(rule: Sequence[tuple], nfe: int | None) -> tuple:
+    """The row of a table by NFE (rows ascending in their first entry, the smallest NFE they hold for) at ``nfe``
+    calls (None: DEFAULT_NFE): the last row whose NFE is at most nfe (the first row below it)."""
+    nfe = DEFAULT_NFE if nfe is None else nfe
+    return ([r for r in rule if r[0] <= nfe] or rule[:1])[-1]
+
+
+def discrete_row(nfe: int | None) -> DiscreteRow:
+    """The discrete defaults at ``nfe`` calls (None: DEFAULT_NFE): the row of ``DISCRETE_RULE``."""
+    return rule_row(DISCRETE_RULE, nfe)
+
+
+def default_solver(process: BFNProcess, nfe: int | None = None) -> str:
+    """The best measured solver for the data type (``DEFAULTS``; discrete data: by NFE, ``DISCRETE_RULE``)."""
+    return discrete_row(nfe).solver if process.kind == "discrete" else DEFAULTS[process.kind].solver
 
 
 def default_schedule(process: BFNProcess, solver: str) -> str:
@@ -137,19 +178,14 @@ def default_schedule(process: BFNProcess, solver: str) -> str:
     return "uniform" if solver == "bfn" else DEFAULTS[process.kind].schedule
 
 
-#: The start rules by NFE per data type (rows: smallest NFE, start state, value): lambda(t_start) for
-#: "continuous", eta in the natural time u for "discrete".
-START_RULES: dict[str, tuple[tuple[int, str, float], ...]] = {
-    "continuous": CONTINUOUS_START_RULE, "discrete": DISCRETE_START_RULE}
-
-
 def start_row(kind: str, nfe: int | None) -> tuple[str, float]:
-    """(start state, value) of ``START_RULES[kind]`` at ``nfe`` calls (None: 10): the last row whose NFE is at most
-    nfe (the first row below it)."""
-    rule = START_RULES[kind]
-    nfe = 10 if nfe is None else nfe
-    row = ([r for r in rule if r[0] <= nfe] or rule[:1])[-1]
-    return row[1], row[2]
+    """(start state, value) at ``nfe`` calls (None: DEFAULT_NFE): lambda(t_start) of ``CONTINUOUS_START_RULE`` for
+    "continuous", (``DEFAULT_START``, eta in u of ``DISCRETE_RULE``) for "discrete"."""
+    if kind == "discrete":
+        return DEFAULT_START, discrete_row(nfe).eta
+    if kind != "continuous":
+        raise ValueError(f"kind: the start is by NFE for 'continuous' and 'discrete' data, not {kind!r}")
+    return rule_row(CONTINUOUS_START_RULE, nfe)[1:]
 
 
 def default_continuous_start(process: BFNProcess, nfe: int | None) -> tuple[str, float]:
@@ -161,8 +197,8 @@ def default_continuous_start(process: BFNProcess, nfe: int | None) -> tuple[str,
 
 
 def default_discrete_eta(nfe: int | None) -> float:
-    """The start of discrete data in the natural time u at ``nfe`` calls (None: 10): ``DISCRETE_START_RULE``."""
-    return start_row("discrete", nfe)[1]
+    """The start of discrete data in the natural time u at ``nfe`` calls (None: 10): ``DISCRETE_RULE``."""
+    return discrete_row(nfe).eta
 
 
 def default_start(process: BFNProcess, nfe: int | None) -> str:
@@ -184,13 +220,15 @@ def default_t_start(process: BFNProcess, solver: str, nfe: int | None = None) ->
     return float(process.t_of_lam(process.lam(1.0) - DEFAULT_SPAN))
 
 
-def default_final(solver: str, process: BFNProcess | None = None) -> str:
+def default_final(solver: str, process: BFNProcess | None = None, nfe: int | None = None) -> str:
     """The original sampler (and the reference ODE) end with a call at t = 1; the others with the data type's
     final step (``DEFAULTS``: "drop", x0_hat at the last-but-one grid time, for continuous and discretised data;
-    "denoise", a call at t = 1, for discrete data)."""
+    discrete data: by NFE, ``DISCRETE_RULE``)."""
     if solver in ("bfn", "reference"):
         return "denoise"
-    return DEFAULTS[process.kind].final if process is not None else "drop"
+    if process is None:
+        return "drop"
+    return discrete_row(nfe).final if process.kind == "discrete" else DEFAULTS[process.kind].final
 
 
 def default_lower_order_final(kind: str, steps: int) -> bool:
@@ -209,7 +247,7 @@ def resolve_defaults(process: BFNProcess, solver: str | None, schedule, t_start:
                      final: Final | None, nfe: int | None = None) -> tuple[str, str | Sequence[float] | Tensor, float, Final]:
     """(solver, schedule, t_start, final) with every None replaced by the measured default for the data type
     (at ``nfe`` calls, None: 10)."""
-    solver = default_solver(process) if solver is None else solver
+    solver = default_solver(process, nfe) if solver is None else solver
     return (solver, default_schedule(process, solver) if schedule is None else schedule,
             default_t_start(process, solver, nfe) if t_start is None else float(t_start),
-            default_final(solver, process) if final is None else final)
+            default_final(solver, process, nfe) if final is None else final)

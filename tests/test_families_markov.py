@@ -71,6 +71,59 @@ def test_rule_picks_the_lowest_median_geometric_mean():
     assert [c for _, c, _ in ranked] == ["a", "b"] and ranked[0][0] == pytest.approx(0.0)
 
 
+def test_rule_by_nfe_ties_keep_the_previous_pick_then_the_earliest_start():
+    mod = _bench()
+    inc = "sde-bfn-unipc3-t/uniform/eta=0.03/denoise/full/zero/mean"
+    a, b = "sde-bfn-solver2-s/uniform/eta=0.001/drop/full/zero/mean", "sde-bfn-unipc3-t/uniform/eta=0.01/drop/full/zero/mean"
+    truth = {(inc, 15): 2.0, (a, 15): 1.96, (b, 15): 3.0,      # 15: inc within 3% of a: a tie, inc stays
+             (inc, 20): 1.5, (a, 20): 1.02, (b, 20): 1.0}      # 20: a and b tie, inc does not: the earlier eta, a
+    rows = [{"kind": "floor", "member": m, "samples": 10, "gap": 0.1, "tv": 0.2} for m in (0, 2, 4)]
+    rows += [{"kind": "cell", "member": m, "config": c, "nfe": k, "samples": 10, "gap": [0.1 * v] * 2,
+              "tv": [0.2 * v] * 2} for (c, k), v in truth.items() for m in (0, 2, 4)]
+    g = mod["pick_by_nfe"].__globals__
+    g["HIGH_NFES"], g["high_candidates"] = (15, 20, 50), lambda k: [inc, a, b]
+    picks = mod["pick_by_nfe"](mod["Scores"](rows, 10), [0, 2, 4], inc)
+    assert [(k, c) for k, c, *_ in picks] == [(15, inc), (20, a)]         # 50: no cells, no pick
+    assert picks[1][3][b] == pytest.approx(1.0)
+    mid = "bfn-solver2-midpoint/uniform/eta=0.001/drop/full/zero/mean"
+    g["high_candidates"] = lambda k: [a, b, mid]
+    assert mod["pick_by_nfe"](mod["Scores"](rows, 10), [0, 2, 4], inc) == []   # mid not run at 15: no pick
+    rows += [{"kind": "cell", "member": m, "config": mid, "nfe": 15, "samples": 10, "gap": [0.5] * 2,
+              "tv": [1.0] * 2} for m in (0, 2, 4)]
+    picks = mod["pick_by_nfe"](mod["Scores"](rows, 10), [0, 2, 4], inc)
+    assert [(k, c) for k, c, *_ in picks] == [(15, a), (20, a)] and mid not in picks[1][3]   # infeasible at 20
+    # the original sampler: the pick where it is best; the pick without it is the explicit solvers' start
+    bfn = "bfn/uniform/eta=0/denoise/full/zero/mean"
+    g["high_candidates"] = lambda k: [inc, a, b, bfn]
+    rows += [{"kind": "cell", "member": m, "config": bfn, "nfe": k, "samples": 10, "gap": [0.1 * v] * 2,
+              "tv": [0.2 * v] * 2} for k, v in ((15, 1.0), (20, 5.0)) for m in (0, 2, 4)]
+    picks = mod["pick_by_nfe"](mod["Scores"](rows, 10), [0, 2, 4], inc)
+    assert [(k, c, o) for k, c, o, _ in picks] == [(15, bfn, inc), (20, a, a)]
+
+
+def test_set_split_noise():
+    """Set 0 reads 1x the floor on both metrics on every member, set 1 2x: medians 1 and 2, noise 1 / 1.5."""
+    mod = _bench()
+    rows = [{"kind": "floor", "member": m, "samples": 10, "gap": 0.1, "tv": 0.2} for m in (0, 2, 4)]
+    rows += [{"kind": "cell", "member": m, "config": "c", "nfe": 5, "samples": 10, "gap": [0.1, 0.2],
+              "tv": [0.2, 0.4]} for m in (0, 2, 4)]
+    s = mod["Scores"](rows, 10)
+    assert mod["set_split_noise"](s, [0, 2, 4], ["c", "missing"], 5) == pytest.approx(1 / 1.5)
+    assert mod["set_split_noise"](s, [0, 2, 4], ["missing"], 5) is None
+
+
+def test_paired_log_ratio():
+    """Config a reads 2x, 4x, 8x the floor on three members, b 1x everywhere: log ratios log 2, log 4, log 8."""
+    mod = _bench()
+    rows = [{"kind": "floor", "member": m, "samples": 10, "gap": 0.1, "tv": 0.2} for m in (0, 2, 4)]
+    for c, vals in (("a", (2.0, 4.0, 8.0)), ("b", (1.0, 1.0, 1.0))):
+        rows += [{"kind": "cell", "member": m, "config": c, "nfe": 5, "samples": 10, "gap": [0.1 * v] * 2,
+                  "tv": [0.2 * v] * 2} for m, v in zip((0, 2, 4), vals)]
+    mean, se = mod["paired_log_ratio"](mod["Scores"](rows, 10), [0, 2, 4], "a", "b", 5)
+    d = [math.log(2), math.log(4), math.log(8)]
+    assert mean == pytest.approx(math.log(4)) and se == pytest.approx(np.std(d, ddof=1) / math.sqrt(3))
+
+
 def test_benchmark_runs_and_resumes(tmp_path):
     mod = _bench()
     mod["main"].__globals__["CANDIDATES"] = mod["CANDIDATES"][:1]

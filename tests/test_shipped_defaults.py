@@ -16,3 +16,13 @@ def test_shipped_defaults_writes_a_row_per_checkpoint(tmp_path):
         assert f"## {name}:" in text
     assert text.count("| 4 | ") == len(g["CHECKPOINTS"])
     assert text.count("Ours below the best published at ") == len(g["CHECKPOINTS"])
+    # a rerun of one checkpoint keeps the others' rows as written (here: planted values, to see them kept)
+    planted = text.replace("| 4 | ", "| 4 | 999.000 | 1.000 (x) | 999.00 |  OLD ", 1)
+    (tmp_path / "out.md").write_text(planted)
+    main(["--checkpoints", "text-discrete"])
+    again = (tmp_path / "out.md").read_text()
+    first = next(n for n in g["CHECKPOINTS"] if n != "text-discrete")
+    section = lambda t, n: t.split(f"## {n}:")[1].split("\n## ")[0]
+    assert "| 4 | 999.000 | 1.000 (x)" in section(again, first) and "OLD" not in section(again, "text-discrete")
+    assert section(again, "text-discrete") == section(text, "text-discrete")     # the same seeds: the same rows
+    assert "rows not rerun kept" in again

@@ -249,57 +249,22 @@ def test_default_lower_order_final():
         assert len(info.times) == nfe and torch.equal(x, y) and not torch.equal(x, z)
 
 
-def test_discrete_start_rule_rows_and_lookup():
-    """DISCRETE_START_RULE: NFE ascending from 1, eta in u never later with more calls, u = 0.03 at NFE 4-20 (the
-    first choice); default_discrete_eta reads the last row at or below nfe (None: NFE 10); default_t_start maps it
-    to t through the process's natural time."""
+def test_discrete_start_by_nfe_maps_eta_to_t():
+    """The discrete start by NFE (``DISCRETE_RULE``'s eta in the natural time u, zero start): u = 0.03 at NFE 4-14
+    (the first choice); default_t_start maps it to t through the process's natural time; the original sampler
+    starts at the prior. The rule's rows themselves: tests/test_defaults_discrete.py."""
     from bfnsolvers import DiscreteBFN
-    from bfnsolvers.defaults import DISCRETE_START_RULE, default_discrete_eta, default_t_start
-    nfes, etas = [r[0] for r in DISCRETE_START_RULE], [r[2] for r in DISCRETE_START_RULE]
-    assert nfes[0] == 1 and nfes == sorted(set(nfes)) and etas == sorted(etas, reverse=True)
-    assert all(r[1] == "zero" for r in DISCRETE_START_RULE)
-    assert [default_discrete_eta(k) for k in (4, 5, 6, 8, 10, 15, 20)] == [0.03] * 7
-    for k in range(1, 301):
-        assert default_discrete_eta(k) == [r for r in DISCRETE_START_RULE if r[0] <= k][-1][2]
-    assert default_discrete_eta(None) == default_discrete_eta(10)
+    from bfnsolvers.defaults import DEFAULT_START, default_discrete_eta, default_start, default_t_start, discrete_row
+    assert [default_discrete_eta(k) for k in (4, 5, 6, 8, 10, 14)] == [0.03] * 6
+    assert all(default_discrete_eta(k) == discrete_row(k).eta for k in range(1, 301))
     process = DiscreteBFN(3.0, 7)                             # beta = beta_1 t^2: u = t
-    for k in (10, 50, 100):
+    for k in (10, 20, 50, 100):
+        assert default_start(process, k) == DEFAULT_START == "zero"
         t0 = default_t_start(process, "sde-bfn-unipc3-t", k)
         assert t0 == pytest.approx(default_discrete_eta(k), rel=1e-12)
         u = math.sqrt(float(process.beta(torch.tensor(t0, dtype=torch.float64))) / float(process.beta(1.0)))
         assert u == pytest.approx(default_discrete_eta(k), rel=1e-9)
     assert default_t_start(process, "bfn", 50) == 0.0
-
-
-def test_sample_uses_the_discrete_start_rule_and_explicit_t_start_wins():
-    from bfnsolvers.defaults import default_discrete_eta
-    oracle, process = markov_problem()
-    g = lambda: torch.Generator().manual_seed(0)
-    for nfe in (10, 50):
-        t0 = float(process.t_of_natural_time(torch.tensor(default_discrete_eta(nfe), dtype=torch.float64)))
-        x, info = bfnsolvers.sample(oracle, process, nfe=nfe, shape=(4, 5), generator=g(), dtype=torch.float64)
-        y, _ = bfnsolvers.sample(oracle, process, "sde-bfn-unipc3-t", nfe, "uniform", (4, 5), t_start=t0,
-                                 final="denoise", generator=g(), dtype=torch.float64)
-        assert info.nfe == nfe and float(info.times[0]) == pytest.approx(t0, rel=1e-12) and torch.equal(x, y)
-        _, info = bfnsolvers.sample(oracle, process, nfe=nfe, shape=(4, 5), t_start=0.2)     # explicit t_start wins
-        assert info.nfe == nfe and float(info.times[0]) == pytest.approx(0.2)
-
-
-def test_discrete_start_rule_is_the_committed_choice():
-    """DISCRETE_START_RULE at NFE 50 is what the stated rule picks from the choosing half's table in
-    benchmarks/results/families-markov/report.md: the smallest median score, candidates within START_NOISE_BAND of it
-    tie and the earliest start among them wins."""
-    import re
-    from pathlib import Path
-    from bfnsolvers.defaults import START_NOISE_BAND, default_discrete_eta
-    text = (Path(__file__).resolve().parents[1] / "benchmarks/results/families-markov/report.md").read_text()
-    table = text.split("## The start at many calls (choosing half)")[1]
-    nfes = [int(k) for k in re.findall(r"NFE (\d+)", table.split("\n|---")[0].splitlines()[-1])]
-    rows = [list(map(str.strip, line.strip("|").split("|"))) for line in table.splitlines()
-            if re.match(r"\| [\d.e-]+ \|", line)]
-    assert nfes and len(rows) == 4
-    for i, k in enumerate(nfes):
-        scores = {float(r[0]): float(r[1 + i]) for r in rows}
-        best = min(scores.values())
-        pick = min(e for e, v in scores.items() if v <= best * (1 + START_NOISE_BAND))
-        assert default_discrete_eta(k) == pick, (k, scores)
+    mk, mp = markov_problem()
+    _, info = bfnsolvers.sample(mk, mp, nfe=50, shape=(4, 5), t_start=0.2)     # an explicit t_start wins
+    assert info.nfe == 50 and float(info.times[0]) == pytest.approx(0.2)
