@@ -142,6 +142,12 @@ def _eta_8dbdc81(nfe: int) -> float:
     return [e for k, e in _START_8DBDC81 if k <= nfe][-1]
 
 
+def incumbent(nfe: int) -> str:
+    """The default of commit 8dbdc81 at ``nfe`` calls (sde-bfn-unipc3-t, its eta by NFE, "denoise"): what the rule by
+    NFE keeps unless a candidate beats it beyond the noise."""
+    return Config("sde-bfn-unipc3-t", eta=_eta_8dbdc81(nfe), final="denoise").name
+
+
 def high_candidates(nfe: int) -> list[str]:
     """What the discrete rule chooses among at ``nfe`` calls (``HIGH_NFES``): the published solvers on their
     published grids, the default of commit 8dbdc81 (sde-bfn-unipc3-t, its eta by NFE, "denoise"), and the hybrids:
@@ -149,7 +155,7 @@ def high_candidates(nfe: int) -> list[str]:
     or final step, and the second-order solver with a corrector (sde-bfn-unipc2-t) on the published grid. Infeasible
     ones (the midpoint solver at an even NFE) drop out later."""
     eta, pub = _eta_8dbdc81(nfe), PUBLISHED_ETA["discrete"]
-    ours, sde2 = Config("sde-bfn-unipc3-t", eta=eta, final="denoise"), Config("sde-bfn-solver2-s", eta=eta)
+    ours, sde2 = parse_config(incumbent(nfe)), Config("sde-bfn-solver2-s", eta=eta)
     hybrids = [ours, replace(ours, final="drop"), replace(ours, eta=pub, final="drop"), replace(ours, eta=pub),
                replace(sde2, final="denoise"), replace(sde2, eta=pub, final="denoise"), sde2,
                Config("sde-bfn-unipc2-t")]
@@ -299,12 +305,18 @@ def choose(scores: Scores, ms: list[int], configs, nfes) -> list[tuple[float, st
     return sorted(ranked)
 
 
-def _tie_pick(vals: dict[str, float], previous: str) -> str:
-    """The smallest score; those within START_NOISE_BAND of it tie; ``previous`` wins a tie, else the earliest start
-    eta, then the smaller score."""
-    best = min(vals.values())
-    ties = [c for c, v in vals.items() if v <= best * (1 + START_NOISE_BAND)]
-    return previous if previous in ties else min(ties, key=lambda c: (parse_config(c).eta, vals[c]))
+def beyond_noise(n_rivals: int) -> float:
+    """z of the rule by NFE: the one-sided 2.5% normal quantile, Bonferroni-corrected for the rivals compared."""
+    return statistics.NormalDist().inv_cdf(1 - 0.025 / max(1, n_rivals))
+
+
+def _noise_aware_pick(scores: Scores, ms: list[int], vals: dict[str, float], kept: str, nfe: int) -> str:
+    """``kept`` unless some rival beats it beyond the noise: a paired mean log ratio to it over the members below
+    -z standard errors (``beyond_noise``); among those the smallest median score."""
+    rivals = [c for c in vals if c != kept]
+    z = beyond_noise(len(rivals))
+    better = [c for c in rivals if (lambda mean, se: mean + z * se < 0)(*paired_log_ratio(scores, ms, c, kept, nfe))]
+    return min(better, key=vals.get) if better else kept
 
 
 def set_split_noise(scores: Scores, ms: list[int], configs, nfe: int) -> float | None:
@@ -329,20 +341,23 @@ def paired_log_ratio(scores: Scores, ms: list[int], a: str, b: str, nfe: int) ->
     return statistics.mean(d), (statistics.stdev(d) / math.sqrt(len(d)) if len(d) > 1 else float("nan"))
 
 
-def pick_by_nfe(scores: Scores, ms: list[int], incumbent: str) -> list[tuple[int, str, str, dict]]:
-    """``DISCRETE_RULE``'s rule at each of HIGH_NFES in turn (``_tie_pick``) among the feasible ``high_candidates``
-    by rule_score, the previous NFE's pick winning a tie (first: ``incumbent``, the default below NFE 15); and the
-    same among the candidates but the original sampler (the start of a solver named explicitly where the pick is
-    "bfn", which starts at t = 0). Rows (nfe, pick, pick but bfn, scores); it stops at the first NFE some feasible
-    candidate has not been run at on every member."""
-    out, other = [], incumbent
+def pick_by_nfe(scores: Scores, ms: list[int]) -> list[tuple[int, str, str, dict, dict]]:
+    """``DISCRETE_RULE``'s rule at each of HIGH_NFES among the feasible ``high_candidates``: the ``incumbent``
+    (commit 8dbdc81's default at that NFE) unless a rival beats it beyond the noise (``_noise_aware_pick``); and
+    the same among the candidates but the original sampler (the start of a solver named explicitly where the pick
+    is "bfn", which starts at t = 0). Rows (nfe, pick, pick but bfn, median scores, paired (mean, se) of each rival's
+    log ratio to the incumbent); it stops at the first NFE some feasible candidate has not been run at on every
+    member."""
+    out = []
     for k in HIGH_NFES:
         vals = {c: rule_score(scores, ms, c, k) for c in high_candidates(k) if feasible(c, k)}
-        if None in vals.values():
+        kept = incumbent(k)
+        if None in vals.values() or kept not in vals:
             break
-        incumbent = _tie_pick(vals, incumbent)
-        other = _tie_pick({c: v for c, v in vals.items() if parse_config(c).solver != "bfn"}, other)
-        out.append((k, incumbent, other, vals))
+        pick = _noise_aware_pick(scores, ms, vals, kept, k)
+        other = _noise_aware_pick(scores, ms, {c: v for c, v in vals.items() if parse_config(c).solver != "bfn"}, kept, k)
+        paired = {c: paired_log_ratio(scores, ms, c, kept, k) for c in vals if c != kept}
+        out.append((k, pick, other, vals, paired))
     return out
 
 
@@ -577,9 +592,10 @@ HISTORY = ("--stage choose  (first round: 23 candidates + published, choosing ha
            "--stage start --nfe 50",
            "--stage start --nfe 100  (then DISCRETE_START_RULE set by the rule)",
            "--stage ours --half reporting --nfe 50 100  (the default with the new start; the ODE not rerun)",
-           "--stage high  (the rule by NFE's candidates, NFE 15-100; then DISCRETE_RULE set by the rule)",
+           "--stage high  (the rule by NFE's candidates, NFE 15-100; then DISCRETE_RULE set by the rule's first version)",
            "--stage ours --half reporting --nfe 15 20 50 100  (the new rows; NFE 50-100: the published cells of the "
-           "original sampler stand in; the ODE at NFE 200 not rerun)")
+           "original sampler stand in; the ODE at NFE 200 not rerun); then the rule made noise-aware: DISCRETE_RULE "
+           "back to the 8dbdc81 default, whose held-out cells are those of --stage old")
 
 
 def report(rows, args, command: str, choosing: list[int], reporting: list[int]) -> None:
@@ -616,29 +632,39 @@ def report(rows, args, command: str, choosing: list[int], reporting: list[int]) 
         lines += [f"| - | best published (per member and NFE) | {mean_log} | " + " | ".join(_fmt(x) for x in per) + " |", ""]
         best_per_nfe = [min(ranked, key=lambda r, i=i: r[2][i])[1] for i in range(len(CHOOSE_NFES))]
         lines += ["Best candidate per NFE: " + "; ".join(f"{k}: `{c}`" for k, c in zip(CHOOSE_NFES, best_per_nfe)), ""]
-    picks = pick_by_nfe(s, ms, default_config(HIGH_NFES[0] - 1).name)
+    picks = pick_by_nfe(s, ms)
     if picks:
         names = list(dict.fromkeys(c for k in HIGH_NFES for c in high_candidates(k)))
         lines += ["## The rule by NFE (choosing half)", "",
                   "`DISCRETE_RULE` from NFE 15 on, one NFE at a time (`--stage high`): the published solvers, the "
                   "default of commit 8dbdc81 (eta 0.03 below NFE 50, 0.01 at 50, 0.001 at 100; \"denoise\") and "
-                  "hybrids; per NFE the median over the choosing members of the geometric mean of the two floor "
-                  f"ratios (- : not a candidate at that NFE, or infeasible). Rule: the smallest; within "
-                  f"{START_NOISE_BAND:.0%} of it a tie; a tie keeps the previous NFE's pick (NFE 15: the default "
-                  "below it, `" + default_config(HIGH_NFES[0] - 1).name + "`), else the earliest start eta wins.", "",
+                  "hybrids. Rule: the 8dbdc81 default stays unless a rival beats it beyond the noise: the paired "
+                  "mean over the choosing members of log(rival's score / its score) below -z standard errors, z the "
+                  "one-sided 2.5% normal quantile Bonferroni-corrected for the rivals at that NFE; among such rivals "
+                  "the smallest median. (Score: the geometric mean of the two floor ratios.) The first version of "
+                  f"this rule (the smallest median, within {START_NOISE_BAND:.0%} a tie) picked configurations that "
+                  "did not hold out on the other half (median 1.66 vs 1.27 at NFE 20, 2.05 vs 1.16 at 50): a "
+                  "cell's score moves 11-24% between its two sample sets (last row), as much as the candidates "
+                  "differ. Medians (- : not a candidate at that NFE, or infeasible):", "",
                   "| config | " + " | ".join(f"NFE {k}" for k, *_ in picks) + " |", "|---|" + "---:|" * len(picks)]
-        lines += [f"| `{c}` | " + " | ".join(_fmt(v.get(c)) for *_, v in picks) + " |" for c in names]
-        noise = [set_split_noise(s, ms, v, k) for k, *_, v in picks]
+        lines += [f"| `{c}` | " + " | ".join(_fmt(v.get(c)) for _, _, _, v, _ in picks) + " |" for c in names]
+        noise = [set_split_noise(s, ms, v, k) for k, _, _, v, _ in picks]
         lines += ["| noise: the score's relative change between the two sample sets of a cell (median over the "
-                  "candidates) | " + " | ".join("-" if x is None else f"{x:.0%}" for x in noise) + " |"]
-        lines += ["", "Picks: " + "; ".join(f"NFE {k}: `{c}` ({v[c]:.2f})" for k, c, _, v in picks), "",
+                  "candidates) | " + " | ".join("-" if x is None else f"{x:.0%}" for x in noise) + " |", "",
+                  "Paired mean log ratio to the 8dbdc81 default ± its standard error over the choosing members "
+                  "(negative: the rival is better):", "",
+                  "| config | " + " | ".join(f"NFE {k}" for k, *_ in picks) + " |", "|---|" + "---:|" * len(picks)]
+        lines += [f"| `{c}` | " + " | ".join("-" if c not in p else "%+.3f ± %.3f" % p[c] for *_, p in picks) + " |"
+                  for c in names if any(c in p for *_, p in picks)]
+        lines += ["| z | " + " | ".join(f"{beyond_noise(len(p)):.2f}" for *_, p in picks) + " |", "",
+                  "Picks: " + "; ".join(f"NFE {k}: `{c}` ({v[c]:.2f})" for k, c, _, v, _ in picks), "",
                   "Without the original sampler (the start of a solver named explicitly where the pick starts at "
-                  "t = 0): " + "; ".join(f"NFE {k}: `{c}` ({v[c]:.2f})" for k, _, c, v in picks), ""]
+                  "t = 0): " + "; ".join(f"NFE {k}: `{c}` ({v[c]:.2f})" for k, _, c, v, _ in picks), ""]
     starts = [c.name for c in start_candidates()]
     nfes = [k for k in START_NFES if any(rule_score(s, ms, c, k) is not None for c in starts)]
     if nfes:
         lines += ["## The start at many calls (choosing half)", "",
-                  "The start of commit 8dbdc81 (`DISCRETE_START_RULE`, superseded by the rule by NFE above) at NFE 50+: the default solver, grid and final step from each eta; per NFE "
+                  "The start by NFE (the eta column of `DISCRETE_RULE`; commit 8dbdc81's `DISCRETE_START_RULE`) at NFE 50+: the default solver, grid and final step from each eta; per NFE "
                   "the median over the choosing members of the geometric mean of the two floor ratios.", "",
                   "| eta | " + " | ".join(f"NFE {k}" for k in nfes) + " |", "|---|" + "---:|" * len(nfes)]
         lines += [f"| {parse_config(c).eta:g} | " + " | ".join(_fmt(rule_score(s, ms, c, k)) for k in nfes) + " |"

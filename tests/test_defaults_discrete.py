@@ -1,6 +1,7 @@
 """The discrete defaults by NFE (``defaults.DISCRETE_RULE``): the table is what its stated rule picks from the
 committed results, and ``sample()`` resolves it (explicit arguments win)."""
 import re
+import statistics
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,7 @@ import torch
 
 import bfnsolvers
 from bfnsolvers import DiscreteBFN
-from bfnsolvers.defaults import (DEFAULT_NFE, DISCRETE_RULE, START_NOISE_BAND, default_final, default_solver,
+from bfnsolvers.defaults import (DEFAULT_NFE, DISCRETE_RULE, default_final, default_solver,
                                  default_t_start, discrete_row, resolve_defaults, rule_row, start_row)
 from problems import markov_problem
 
@@ -20,15 +21,19 @@ def _name(row) -> str:
     return f"{row.solver}/uniform/eta={0 if row.solver == 'bfn' else row.eta:g}/{row.final}/full/zero/mean"
 
 
-def _rule_table() -> tuple[list[int], dict[str, list[float | None]]]:
+def _section_table(title: str, cell) -> tuple[list[int], dict[str, list]]:
+    """A table of the report's "The rule by NFE" section whose header follows ``title``: (NFEs, {config: cells})."""
     text = REPORT.read_text().split("## The rule by NFE (choosing half)")[1].split("\n## ")[0]
-    head = next(x for x in text.splitlines() if x.startswith("| config |"))
-    nfes = [int(k) for k in re.findall(r"NFE (\d+)", head)]
+    text = text.split(title)[1] if title else text
+    lines = text.splitlines()
+    i = next(j for j, x in enumerate(lines) if x.startswith("| config |"))
+    nfes = [int(k) for k in re.findall(r"NFE (\d+)", lines[i])]
     table = {}
-    for line in text.splitlines():
+    for line in lines[i + 2:]:
         m = re.match(r"\| `([^`]+)` \|(.*)\|$", line)
-        if m:
-            table[m.group(1)] = [None if v.strip() == "-" else float(v) for v in m.group(2).split("|")]
+        if not m:
+            break
+        table[m.group(1)] = [None if v.strip() == "-" else cell(v) for v in m.group(2).split("|")]
     return nfes, table
 
 
@@ -37,24 +42,23 @@ def _eta(name: str) -> float:
 
 
 def test_discrete_rule_is_the_committed_choice():
-    """At every NFE of the report's rule table: the smallest median score; those within START_NOISE_BAND of it tie;
-    the previous NFE's pick (first: the default below the table's first NFE) wins a tie, else the earliest eta, then
-    the smaller score. DISCRETE_RULE holds each pick from its NFE to the next."""
-    nfes, table = _rule_table()
-    assert nfes == [15, 20, 50, 100] and len(table) >= 10
+    """At every NFE of the report's rule tables: the default of commit 8dbdc81 stays unless a rival's paired mean log
+    ratio to it is below -z standard errors (z the one-sided 2.5% normal quantile, Bonferroni over the rivals at that
+    NFE), among those the smallest median; the same without the original sampler gives the eta of its rows.
+    DISCRETE_RULE holds each pick from its NFE to the next."""
+    nfes, medians = _section_table("", float)
+    nfes2, paired = _section_table("Paired mean log ratio", lambda v: tuple(map(float, v.split("±"))))
+    assert nfes == nfes2 == [15, 20, 50, 100] and len(medians) >= 10 and len(paired) >= 8
 
-    def rule(vals, previous):
-        best = min(vals.values())
-        ties = [c for c, v in vals.items() if v <= best * (1 + START_NOISE_BAND)]
-        return previous if previous in ties else min(ties, key=lambda c: (_eta(c), vals[c]))
+    def rule(k: int, i: int, with_bfn: bool) -> str:
+        rivals = {c: p[i] for c, p in paired.items() if p[i] is not None and (with_bfn or not c.startswith("bfn/"))}
+        kept = [c for c, v in medians.items() if v[i] is not None and (c not in paired or paired[c][i] is None)]
+        assert len(kept) == 1, (k, kept)                 # the one candidate with a median and no ratio to itself
+        z = statistics.NormalDist().inv_cdf(1 - 0.025 / len(rivals))
+        better = [c for c, (mean, se) in rivals.items() if mean + z * se < 0]
+        return min(better, key=lambda c: medians[c][i]) if better else kept[0]
 
-    pick = other = _name(discrete_row(nfes[0] - 1))
-    picks = {}
-    for i, k in enumerate(nfes):
-        vals = {c: v[i] for c, v in table.items() if v[i] is not None}
-        pick = rule(vals, pick)
-        other = rule({c: v for c, v in vals.items() if not c.startswith("bfn/")}, other)   # without the original
-        picks[k] = (pick, _eta(other))
+    picks = {k: (rule(k, i, True), _eta(rule(k, i, False))) for i, k in enumerate(nfes)}
     for k in range(1, 301):
         row = discrete_row(k)
         below = [n for n in nfes if n <= k]

@@ -71,34 +71,35 @@ def test_rule_picks_the_lowest_median_geometric_mean():
     assert [c for _, c, _ in ranked] == ["a", "b"] and ranked[0][0] == pytest.approx(0.0)
 
 
-def test_rule_by_nfe_ties_keep_the_previous_pick_then_the_earliest_start():
+def test_rule_by_nfe_keeps_the_default_unless_beaten_beyond_the_noise():
+    """The 8dbdc81 default stays unless a rival's paired log ratio to it is below -z s.e. (z = 2.24 for two rivals):
+    a consistent 25% gain switches, a better median from an inconsistent rival does not; among rivals beyond the
+    noise the smallest median; the original sampler's pick comes with the pick without it; no cells, no pick."""
     mod = _bench()
-    inc = "sde-bfn-unipc3-t/uniform/eta=0.03/denoise/full/zero/mean"
+    inc = mod["incumbent"](15)
+    assert inc == mod["incumbent"](20) == "sde-bfn-unipc3-t/uniform/eta=0.03/denoise/full/zero/mean"
     a, b = "sde-bfn-solver2-s/uniform/eta=0.001/drop/full/zero/mean", "sde-bfn-unipc3-t/uniform/eta=0.01/drop/full/zero/mean"
-    truth = {(inc, 15): 2.0, (a, 15): 1.96, (b, 15): 3.0,      # 15: inc within 3% of a: a tie, inc stays
-             (inc, 20): 1.5, (a, 20): 1.02, (b, 20): 1.0}      # 20: a and b tie, inc does not: the earlier eta, a
-    rows = [{"kind": "floor", "member": m, "samples": 10, "gap": 0.1, "tv": 0.2} for m in (0, 2, 4)]
-    rows += [{"kind": "cell", "member": m, "config": c, "nfe": k, "samples": 10, "gap": [0.1 * v] * 2,
-              "tv": [0.2 * v] * 2} for (c, k), v in truth.items() for m in (0, 2, 4)]
-    g = mod["pick_by_nfe"].__globals__
-    g["HIGH_NFES"], g["high_candidates"] = (15, 20, 50), lambda k: [inc, a, b]
-    picks = mod["pick_by_nfe"](mod["Scores"](rows, 10), [0, 2, 4], inc)
-    assert [(k, c) for k, c, *_ in picks] == [(15, inc), (20, a)]         # 50: no cells, no pick
-    assert picks[1][3][b] == pytest.approx(1.0)
-    mid = "bfn-solver2-midpoint/uniform/eta=0.001/drop/full/zero/mean"
-    g["high_candidates"] = lambda k: [a, b, mid]
-    assert mod["pick_by_nfe"](mod["Scores"](rows, 10), [0, 2, 4], inc) == []   # mid not run at 15: no pick
-    rows += [{"kind": "cell", "member": m, "config": mid, "nfe": 15, "samples": 10, "gap": [0.5] * 2,
-              "tv": [1.0] * 2} for m in (0, 2, 4)]
-    picks = mod["pick_by_nfe"](mod["Scores"](rows, 10), [0, 2, 4], inc)
-    assert [(k, c) for k, c, *_ in picks] == [(15, a), (20, a)] and mid not in picks[1][3]   # infeasible at 20
-    # the original sampler: the pick where it is best; the pick without it is the explicit solvers' start
     bfn = "bfn/uniform/eta=0/denoise/full/zero/mean"
-    g["high_candidates"] = lambda k: [inc, a, b, bfn]
-    rows += [{"kind": "cell", "member": m, "config": bfn, "nfe": k, "samples": 10, "gap": [0.1 * v] * 2,
-              "tv": [0.2 * v] * 2} for k, v in ((15, 1.0), (20, 5.0)) for m in (0, 2, 4)]
-    picks = mod["pick_by_nfe"](mod["Scores"](rows, 10), [0, 2, 4], inc)
-    assert [(k, c, o) for k, c, o, _ in picks] == [(15, bfn, inc), (20, a, a)]
+    truth = {(inc, 15): (2.0, 2.0, 2.0), (a, 15): (1.5, 1.6, 1.55), (b, 15): (1.0, 1.0, 9.0),   # 15: a, not b
+             (inc, 20): (2.0, 2.0, 2.0), (a, 20): (1.0, 3.0, 1.9), (b, 20): (1.9, 1.9, 1.95)}  # 20: b, not a
+    rows = [{"kind": "floor", "member": m, "samples": 10, "gap": 0.1, "tv": 0.2} for m in (0, 2, 4)]
+
+    def cells(table):
+        return [{"kind": "cell", "member": m, "config": c, "nfe": k, "samples": 10, "gap": [0.1 * v] * 2,
+                 "tv": [0.2 * v] * 2} for (c, k), vs in table.items() for m, v in zip((0, 2, 4), vs)]
+
+    rows += cells(truth)
+    g = mod["pick_by_nfe"].__globals__
+    g["HIGH_NFES"], g["high_candidates"] = (15, 20, 50), lambda k: [mod["incumbent"](k), a, b]
+    picks = mod["pick_by_nfe"](mod["Scores"](rows, 10), [0, 2, 4])
+    assert [(k, c, o) for k, c, o, *_ in picks] == [(15, a, a), (20, b, b)]         # 50: no cells, no pick
+    assert picks[1][3][b] == pytest.approx(1.9) and picks[0][4][b][0] == pytest.approx(
+        (2 * math.log(0.5) + math.log(4.5)) / 3)
+    g["high_candidates"] = lambda k: [mod["incumbent"](k), a, b, bfn]
+    rows += cells({(bfn, 15): (1.2, 1.25, 1.3), (bfn, 20): (9.0, 9.0, 9.0)})
+    picks = mod["pick_by_nfe"](mod["Scores"](rows, 10), [0, 2, 4])
+    assert [(k, c, o) for k, c, o, *_ in picks] == [(15, bfn, a), (20, b, b)]
+    assert mod["beyond_noise"](2) == pytest.approx(2.2414, abs=1e-4)
 
 
 def test_set_split_noise():
