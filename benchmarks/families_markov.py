@@ -595,7 +595,8 @@ HISTORY = ("--stage choose  (first round: 23 candidates + published, choosing ha
            "--stage high  (the rule by NFE's candidates, NFE 15-100; then DISCRETE_RULE set by the rule's first version)",
            "--stage ours --half reporting --nfe 15 20 50 100  (the new rows; NFE 50-100: the published cells of the "
            "original sampler stand in; the ODE at NFE 200 not rerun); then the rule made noise-aware: DISCRETE_RULE "
-           "back to the 8dbdc81 default, whose held-out cells are those of --stage old")
+           "back to the 8dbdc81 default, whose held-out cells are those of --stage old",
+           "--stage ours --half reporting --nfe 200  (the default's ODE at NFE 200, for the plateau check)")
 
 
 def report(rows, args, command: str, choosing: list[int], reporting: list[int]) -> None:
