@@ -142,10 +142,14 @@ def _eta_8dbdc81(nfe: int) -> float:
     return [e for k, e in _START_8DBDC81 if k <= nfe][-1]
 
 
+def _incumbent_config(nfe: int) -> Config:
+    return Config("sde-bfn-unipc3-t", eta=_eta_8dbdc81(nfe), final="denoise")
+
+
 def incumbent(nfe: int) -> str:
     """The default of commit 8dbdc81 at ``nfe`` calls (sde-bfn-unipc3-t, its eta by NFE, "denoise"): what the rule by
     NFE keeps unless a candidate beats it beyond the noise."""
-    return Config("sde-bfn-unipc3-t", eta=_eta_8dbdc81(nfe), final="denoise").name
+    return _incumbent_config(nfe).name
 
 
 def high_candidates(nfe: int) -> list[str]:
@@ -155,7 +159,7 @@ def high_candidates(nfe: int) -> list[str]:
     or final step, and the second-order solver with a corrector (sde-bfn-unipc2-t) on the published grid. Infeasible
     ones (the midpoint solver at an even NFE) drop out later."""
     eta, pub = _eta_8dbdc81(nfe), PUBLISHED_ETA["discrete"]
-    ours, sde2 = parse_config(incumbent(nfe)), Config("sde-bfn-solver2-s", eta=eta)
+    ours, sde2 = _incumbent_config(nfe), Config("sde-bfn-solver2-s", eta=eta)
     hybrids = [ours, replace(ours, final="drop"), replace(ours, eta=pub, final="drop"), replace(ours, eta=pub),
                replace(sde2, final="denoise"), replace(sde2, eta=pub, final="denoise"), sde2,
                Config("sde-bfn-unipc2-t")]
@@ -551,7 +555,7 @@ def _half_tables(s: Scores, ms: list[int], ours: str, ode: str) -> list[str]:
         lines += ["- the previous default (`" + old_cfg + "`), median geometric-mean ratio: " + "; ".join(
             f"NFE {k}: {_fmt(rule_score(s, ms, old_cfg, k))} (now {_fmt(rule_score(s, ms, ours, k))})"
             for k in (5, 10, 20) if all((m, old_cfg, k) in s.cells for m in ms)), ""]
-    prev = {k: Config("sde-bfn-unipc3-t", eta=_eta_8dbdc81(k), final="denoise").name for k in HIGH_NFES}
+    prev = {k: incumbent(k) for k in HIGH_NFES}
     ks = [k for k in HIGH_NFES if prev[k] != _now(ours, k) and all((m, prev[k], k) in s.cells for m in ms)
           and all(s.score(m, ours, k) is not None for m in ms)]
     if ks:

@@ -249,13 +249,13 @@ class Denoiser:
         key = (value, z.dtype, z.device, z.shape[0])
         hit = self._times.get(key)
         if hit is None:
-            memo = self.process.memo()
-            host = memo.get(("host_time", value, z.dtype))
-            if host is None:
+            def checked() -> HostTime:
                 tensor = torch.as_tensor(t, dtype=z.dtype)
                 if not 0.0 <= tensor.item() <= 1.0:       # NaN too: as_time raises its error
                     as_time(tensor)
-                host = memo[("host_time", value, z.dtype)] = HostTime(tensor.item(), tensor)
+                return HostTime(tensor.item(), tensor)
+
+            host = self.process.remembered(("host_time", value, z.dtype), checked)
             device_t = torch.full((), host.value, dtype=z.dtype, device=z.device).expand(z.shape[0])
             if len(self._times) >= 4096:              # bounded (a run has one entry per grid time)
                 self._times.clear()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from contextvars import ContextVar
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
@@ -104,6 +104,14 @@ class BFNProcess(ABC):
         if memo is None or len(memo) >= 4096 or memo.get("schedule") is not schedule:
             memo = self.__dict__["_memo"] = {"schedule": schedule}
         return memo
+
+    def remembered(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        """``compute()`` for ``key``, computed once and kept in ``memo``."""
+        memo = self.memo()
+        hit = memo.get(key)
+        if hit is None:
+            hit = memo[key] = compute()
+        return hit
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()

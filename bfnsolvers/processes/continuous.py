@@ -144,14 +144,12 @@ class ContinuousBFN(BFNProcess):
         if host is None:
             tt = expand_time(as_time(t).to(z.device), z)
             return (tt, *self.noise_ratio(tt, z.dtype), None)
-        key = ("noise_ratio", host.value, host.tensor.dtype, self.t_min)
-        cache = self.memo()
-        hit = cache.get(key)
-        if hit is None:
+        def compute() -> tuple[None, float, float, bool]:
             gamma, noise_ratio = self.noise_ratio(host.tensor, host.tensor.dtype)
             # compared in the state's dtype, as the device-side where compares
-            hit = cache[key] = (None, gamma.item(), noise_ratio.item(), bool(host.tensor < self.t_min))
-        return hit
+            return None, gamma.item(), noise_ratio.item(), bool(host.tensor < self.t_min)
+
+        return self.remembered(("noise_ratio", host.value, host.tensor.dtype, self.t_min), compute)
 
     def _eps_to_x(self, z: Tensor, eps: Tensor, t: TimeLike) -> Tensor:
         """x_hat = mu/gamma - sqrt((1 - gamma)/gamma) eps_hat, and 0 for t < t_min (BFN eq. 84)."""

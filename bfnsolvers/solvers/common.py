@@ -16,13 +16,12 @@ Callback = Callable[[dict], None]
 def sde_coefficients(process: BFNProcess, ts: Tensor) -> tuple[list[float], list[float], list[float]]:
     """a(t_i), s(t_i), lambda(t_i) on the grid, as float64 Python numbers (computed once per grid and
     schedule: ``BFNProcess.memo``; fresh lists per call)."""
-    key = ("sde", tuple(ts.tolist()))
-    memo = process.memo()
-    hit = memo.get(key)
-    if hit is None:
-        ts = ts.double().cpu()
-        hit = memo[key] = (tuple(process.a(ts).tolist()), tuple(process.s(ts).tolist()), tuple(process.lam(ts).tolist()))
-    return list(hit[0]), list(hit[1]), list(hit[2])
+    def compute() -> tuple[tuple[float, ...], ...]:
+        t = ts.double().cpu()
+        return tuple(process.a(t).tolist()), tuple(process.s(t).tolist()), tuple(process.lam(t).tolist())
+
+    a, s, lam = process.remembered(("sde", tuple(ts.tolist())), compute)
+    return list(a), list(s), list(lam)
 
 
 def default_noise(generator: RandomSource) -> NoiseSampler:

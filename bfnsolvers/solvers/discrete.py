@@ -35,12 +35,8 @@ def _check(model: Denoiser) -> DiscreteBFN:
 def natural_grid(process: DiscreteBFN, ts: Tensor) -> list[float]:
     """u_i = sqrt(beta(t_i) / beta_ref) on the grid, as float64 Python numbers (u = t for beta_1 t^2; computed
     once per grid and schedule: ``BFNProcess.memo``; a fresh list per call)."""
-    key = ("natural", tuple(ts.tolist()))
-    memo = process.memo()
-    hit = memo.get(key)
-    if hit is None:
-        hit = memo[key] = tuple(process.natural_time(ts.double().cpu()).tolist())
-    return list(hit)
+    return list(process.remembered(("natural", tuple(ts.tolist())),
+                                   lambda: tuple(process.natural_time(ts.double().cpu()).tolist())))
 
 
 @torch.no_grad()
